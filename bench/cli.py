@@ -1,0 +1,185 @@
+"""The `bench` command line: `bench run`, `bench list`.
+
+Usage errors and bad input print one line and exit with code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import BenchError
+
+DEFAULT_PROTOCOL = "phantom-quick"
+DEFAULT_METHODS = "baseline,loss-refurb"
+DEFAULT_NOISE = "systematic:0.5"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BenchError(f"{message} (see: {self.prog} --help)")
+
+
+def split_noise_list(text: str) -> list[str]:
+    """Split `systematic:0.5,random:0.25,max_mm=6` into specs: a `key=value` item belongs to the spec before it."""
+    specs: list[str] = []
+    for item in (s.strip() for s in text.split(",")):
+        if not item:
+            raise BenchError(f"empty item in noise list '{text}'")
+        if "=" in item and ":" not in item:
+            if not specs:
+                raise BenchError(f"noise list '{text}' starts with a parameter; use TYPE:LEVEL[,key=value...]")
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return specs
+
+
+def _csv(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)]
+    except ValueError:
+        raise BenchError(f"{what} must be integers, got '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="bench", description="Benchmark segmentation methods under noisy ground truth (CAMUS echo).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a grid of trials (methods x noise specs x seeds) under Ray Tune")
+    run.add_argument("--protocol", default=DEFAULT_PROTOCOL, help=f"protocol name (default {DEFAULT_PROTOCOL}; see: bench list protocols)")
+    run.add_argument("--method", default=DEFAULT_METHODS, help=f"comma list of methods (default {DEFAULT_METHODS})")
+    run.add_argument(
+        "--noise",
+        action="append",
+        help="noise specs TYPE:LEVEL[,key=value...] or none, comma list or repeated; "
+        f"'protocol' = the protocol's grid (default {DEFAULT_NOISE})",
+    )
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=str, help="number of seeds N: seeds 0..N-1 (default: the protocol's seeds)")
+    seeds.add_argument("--seed", type=str, help="explicit seeds, comma list (e.g. 3 or 0,4)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="where records are written (default ./results)")
+    run.add_argument("--cpus-per-trial", type=int, default=1, help="CPU cores per trial; torch threads follow it (default 1)")
+    run.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once (default: as CPUs allow)")
+
+    lister = sub.add_parser("list", help="list what is registered")
+    lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
+    return parser
+
+
+def _registries() -> dict[str, object]:
+    import bench
+
+    return {
+        "methods": bench.methods,
+        "protocols": bench.protocols,
+        "datasets": bench.datasets,
+        "noise": bench.noises,
+        "detectors": bench.detectors,
+        "refurbishers": bench.refurbishers,
+        "trainers": bench.trainers,
+    }
+
+
+LIST_KINDS = ("methods", "protocols", "datasets", "noise", "detectors", "refurbishers", "trainers")
+
+
+def _describe(obj: object) -> str:
+    text = getattr(obj, "description", None) or inspect.getdoc(obj) or ""
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    """Print one table per requested kind: name, origin and one-line description."""
+    registries = _registries()
+    kinds = LIST_KINDS if args.kind == "all" else (args.kind,)
+    for kind in kinds:
+        reg = registries[kind]
+        table = Table(title=kind, title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        for name in reg.names():
+            table.add_row(name, _describe(reg.get(name)))
+        console.print(table)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """Plan the grid (checking every name first), run it under Ray Tune, print the summary."""
+    from bench.protocols import protocols
+    from bench.runner import plan_grid
+
+    protocol = protocols.get(args.protocol)
+    method_names = _csv(args.method)
+    noise_specs: list[str] = []
+    for text in args.noise or [DEFAULT_NOISE]:
+        noise_specs += list(protocol.noise_grid) if text.strip() == "protocol" else split_noise_list(text)
+    if args.seed is not None:
+        seeds = _int_list(args.seed, "--seed")
+    elif args.seeds is not None:
+        (count,) = _int_list(args.seeds, "--seeds") or [0]
+        if count < 1:
+            raise BenchError(f"--seeds must be at least 1, got {count}")
+        seeds = list(range(count))
+    else:
+        seeds = list(protocol.seeds)
+    if args.cpus_per_trial < 1:
+        raise BenchError(f"--cpus-per-trial must be at least 1, got {args.cpus_per_trial}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise BenchError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+    grid = plan_grid(protocol, method_names, noise_specs, seeds)
+    if args.out.exists() and not args.out.is_dir():
+        raise BenchError(f"--out {args.out} exists and is not a folder; pick another path")
+
+    from bench.display import TrialDisplay, summary_table
+    from bench.runner import run_grid
+
+    console.print(
+        f"[bold]{protocol.name}[/] v{protocol.version} ({protocol.hash}): {len(grid)} trial(s), "
+        f"{args.cpus_per_trial} CPU each, records under {args.out}/"
+    )
+    with TrialDisplay(console) as display:
+        records = run_grid(grid, args.out, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, display=display)
+    console.print(summary_table(records))
+    failed = [r for r in records if r["status"] != "ok"]
+    missing = len(grid) - len(records)
+    for r in failed:
+        console.print(f"[red]failed[/]: {r['method']['name']} | {r['noise']['spec']} | seed {r['seed']}: {r['error']}")
+    if missing:
+        console.print(f"[red]{missing} trial(s) wrote no record[/]")
+    return 1 if failed or missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bench` console script."""
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough for the summary table not to wrap
+        console = Console(width=max(console.width, 160))
+    err = Console(stderr=True)
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"run": cmd_run, "list": cmd_list}[args.command]
+        return handler(args, console)
+    except BenchError as error:
+        err.print(f"bench: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return BenchError.exit_code
+    except KeyboardInterrupt:
+        err.print("bench: interrupted; finished records are kept", markup=False, highlight=False)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

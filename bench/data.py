@@ -1,0 +1,117 @@
+"""The data every trial sees, and the dataset adapter interface.
+
+A dataset adapter (a file in `datasets/`) turns a source (the local CAMUS copy,
+the procedural echo phantom) into one `Data`: uint8 images, clean label maps
+with CAMUS's values, pixel spacing in mm and one metadata row per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.registry import Registry
+
+#: CAMUS label values and the short names the records use.
+STRUCTURES: dict[int, str] = {1: "lv", 2: "myo", 3: "la"}
+LABEL_NAMES: dict[int, str] = {0: "background", 1: "LV cavity", 2: "myocardium", 3: "left atrium"}
+SPLITS = ("train", "val", "test")
+INFO_COLUMNS = ("id", "patient", "view", "phase", "split")
+
+
+@dataclass(frozen=True, eq=False)
+class Data:
+    """Images, clean labels, spacing and metadata of one dataset at one size.
+
+    images: uint8 (N, H, W), sector apex at the top; labels: uint8 (N, H, W)
+    with values 0..3; spacing: float64 (N, 2), mm per pixel along (row, col);
+    info: one row per image with at least `INFO_COLUMNS`, in the arrays' order.
+    """
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    spacing: np.ndarray
+    info: pd.DataFrame
+    fingerprint: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.info)
+        if self.images.shape != self.labels.shape or self.images.ndim != 3 or self.images.shape[0] != n:
+            raise ValueError(f"images {self.images.shape}, labels {self.labels.shape} and {n} info rows disagree")
+        if self.images.dtype != np.uint8 or self.labels.dtype != np.uint8:
+            raise ValueError("images and labels must be uint8")
+        if self.spacing.shape != (n, 2):
+            raise ValueError(f"spacing must be ({n}, 2), got {self.spacing.shape}")
+        missing = [c for c in INFO_COLUMNS if c not in self.info.columns]
+        if missing:
+            raise ValueError(f"info lacks columns {missing}")
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    @property
+    def ids(self) -> list[str]:
+        """Sample ids such as `patient0001_2CH_ED`."""
+        return list(self.info["id"])
+
+    def select(self, mask: np.ndarray) -> Data:
+        """The samples where the boolean `mask` holds, in order."""
+        idx = np.flatnonzero(mask)
+        return Data(
+            name=self.name,
+            images=self.images[idx],
+            labels=self.labels[idx],
+            spacing=self.spacing[idx],
+            info=self.info.iloc[idx].reset_index(drop=True),
+            fingerprint=self.fingerprint,
+            options=self.options,
+        )
+
+    def split(self, which: str) -> Data:
+        """The samples of one split: 'train', 'val' or 'test'."""
+        if which not in SPLITS:
+            raise ValueError(f"unknown split {which!r}")
+        return self.select((self.info["split"] == which).to_numpy())
+
+
+class DatasetAdapter(Protocol):
+    """What a dataset plugin registers: a callable that builds `Data`.
+
+    `size` is the square side the images are resampled to; `root` the local
+    copy of the source, where there is one; other options are adapter-specific.
+    Bad input raises `BenchError` with one line naming the file and the fix.
+    """
+
+    def __call__(self, *, size: int, root: Path | None = None, **options: Any) -> Data: ...
+
+
+datasets: Registry[DatasetAdapter] = Registry("dataset")
+
+
+def load_dataset(name: str, *, size: int = 256, root: str | Path | None = None, **options: Any) -> Data:
+    """Build dataset `name` at `size` x `size` (the documented entry point)."""
+    adapter = datasets.get(name)
+    if size < 16:
+        raise BenchError(f"image size {size} is too small; use 16 px or more")
+    return adapter(size=size, root=Path(root) if root is not None else None, **options)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of arrays, strings and numbers (sha256, 16 hex digits)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str((part.dtype.str, part.shape)).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]

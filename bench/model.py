@@ -1,0 +1,23 @@
+"""The protocol's segmentation model: a U-Net from segmentation-models-pytorch, never pretrained."""
+
+from __future__ import annotations
+
+import segmentation_models_pytorch as smp
+import torch
+
+from bench.data import STRUCTURES
+from bench.protocols import Protocol
+
+NUM_CLASSES = len(STRUCTURES) + 1
+
+
+def build_model(protocol: Protocol) -> torch.nn.Module:
+    """A fresh U-Net for `protocol` (1-channel input, background + 3 structures, no weight download)."""
+    return smp.Unet(
+        encoder_name=protocol.encoder,
+        encoder_weights=None,
+        encoder_depth=protocol.encoder_depth,
+        decoder_channels=protocol.decoder_channels,
+        in_channels=1,
+        classes=NUM_CLASSES,
+    )

@@ -1,0 +1,110 @@
+"""Protocols: frozen, versioned, hashed definitions of an experiment.
+
+A protocol fixes everything that moves numbers: dataset and its subset, image
+size, model, optimiser, schedule length, seeds and the noise grid. Its hash is
+stored in every record; changing a setting means a new version, and old
+records stay on the old board.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One experiment definition; see the module docstring."""
+
+    name: str
+    version: int
+    description: str
+    dataset: str
+    image_size: int
+    #: how many patients of each split to use (None = all), taken in id order
+    train_patients: int | None
+    val_patients: int | None
+    test_patients: int | None
+    encoder: str
+    decoder_channels: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seeds: tuple[int, ...]
+    noise_grid: tuple[str, ...]
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    #: loss = cross-entropy + dice_weight x (1 - mean foreground soft Dice), per sample
+    dice_weight: float = 1.0
+
+    @property
+    def encoder_depth(self) -> int:
+        """U-Net depth: one encoder stage per decoder stage."""
+        return len(self.decoder_channels)
+
+    def settings(self) -> dict[str, Any]:
+        """Every field as plain JSON-able data (what the hash covers)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def hash(self) -> str:
+        """sha256 (16 hex digits) of the canonical JSON of every setting."""
+        text = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+protocols: Registry[Protocol] = Registry("protocol")
+
+
+def _register(p: Protocol) -> None:
+    protocols.register(p.name, p, origin=__name__)
+
+
+_register(
+    Protocol(
+        name="phantom-quick",
+        version=1,
+        description="Echo phantom, 96 px, 60 training patients (240 images), light U-Net, 12 epochs: "
+        "one trial in a few minutes on a laptop CPU. The default of `bench run`.",
+        dataset="echo-phantom",
+        image_size=96,
+        train_patients=60,
+        val_patients=10,
+        test_patients=50,
+        encoder="mobilenet_v2",
+        decoder_channels=(128, 64, 32, 16, 16),
+        epochs=12,
+        batch_size=16,
+        lr=1e-3,
+        weight_decay=1e-4,
+        seeds=(0, 1),
+        noise_grid=("none", "random:0.5", "systematic:0.5"),
+    )
+)
+
+_register(
+    Protocol(
+        name="tiny",
+        version=1,
+        description="For tests only: 4 training patients at 64 px, 2 epochs. Numbers mean nothing.",
+        dataset="echo-phantom",
+        image_size=64,
+        train_patients=4,
+        val_patients=1,
+        test_patients=2,
+        encoder="mobilenet_v2",
+        decoder_channels=(32, 16, 8, 8, 8),
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        weight_decay=0.0,
+        seeds=(0,),
+        noise_grid=("none", "systematic:0.5"),
+        dataset_options={"patients": 10, "splits": (6, 2, 2)},
+    )
+)

@@ -1,0 +1,138 @@
+"""The result record of one trial: schema, provenance, atomic writing and checking.
+
+A record is the unit of truth; every table is derived from records. Records are
+JSON, schema-versioned, and written atomically (a temporary file in the same
+folder, then a rename), so a crash never leaves half a record on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCHEMA = "echo-noise-bench/record"
+SCHEMA_VERSION = 1
+PACKAGES = ("torch", "segmentation-models-pytorch", "timm", "numpy", "scipy", "ray", "echo-noise-bench")
+
+#: top-level keys and their types; nested sections are checked by `validate_record`
+_TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
+    "schema": str,
+    "schema_version": int,
+    "status": str,
+    "protocol": dict,
+    "dataset": dict,
+    "method": dict,
+    "noise": dict,
+    "seed": int,
+    "metrics": dict,
+    "cost": dict,
+    "provenance": dict,
+}
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "protocol": ("name", "version", "hash"),
+    "dataset": ("name", "fingerprint", "n_train", "n_test"),
+    "method": ("name", "recipe"),
+    "noise": ("spec", "type", "level", "params", "n_corrupted", "mean_label_dice"),
+    "metrics": ("dice", "detection", "refurbishment"),
+    "cost": ("wall_s", "train_s", "detect_s", "epochs"),
+    "provenance": ("bench_version", "git_commit", "packages", "device", "command", "created"),
+}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that move numbers."""
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree `bench` runs from (suffix `+dirty` with local changes), or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_description() -> dict[str, Any]:
+    """What the trial ran on: device kind, processor and torch threads."""
+    return {
+        "kind": "cpu",
+        "processor": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def now() -> str:
+    """The current UTC time in ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_record(record: Any) -> list[str]:
+    """Problems with `record`'s shape (empty list = valid)."""
+    if not isinstance(record, dict):
+        return ["record is not a JSON object"]
+    problems = []
+    for key, kind in _TOP_LEVEL.items():
+        if key not in record:
+            problems.append(f"missing '{key}'")
+        elif not isinstance(record[key], kind) or isinstance(record[key], bool):
+            problems.append(f"'{key}' has type {type(record[key]).__name__}")
+    if problems:
+        return problems
+    if record["schema"] != SCHEMA or record["schema_version"] != SCHEMA_VERSION:
+        problems.append(f"schema is {record['schema']} v{record['schema_version']}, expected {SCHEMA} v{SCHEMA_VERSION}")
+    if record["status"] not in ("ok", "failed"):
+        problems.append(f"status '{record['status']}' is neither ok nor failed")
+    for section, keys in _SECTIONS.items():
+        if record["status"] == "failed" and section in ("metrics", "cost"):
+            continue
+        problems += [f"missing '{section}.{k}'" for k in keys if k not in record[section]]
+    if record["status"] == "ok":
+        dice = record["metrics"].get("dice", {})
+        for name, value in dice.items() if isinstance(dice, dict) else []:
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                problems.append(f"metrics.dice.{name} = {value!r} is not in [0, 1]")
+    return problems
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` via a temporary file and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_path(root: Path, record: dict[str, Any]) -> Path:
+    """Where a record lives: `<root>/<protocol>/v<version>/<method>/<noise>/seed<k>.json`."""
+    noise = record["noise"]["spec"].replace(":", "-").replace(",", "_").replace("=", "-")
+    p = record["protocol"]
+    return root / p["name"] / f"v{p['version']}" / record["method"]["name"] / noise / f"seed{record['seed']}.json"

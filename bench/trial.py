@@ -1,0 +1,156 @@
+"""One trial: a pure function of (protocol, method, noise spec, seed) -> record.
+
+protocol -> data -> noise -> training with hooks -> evaluation on the clean test
+labels -> record. Run twice on the same CPU with the same thread count, it gives
+the same noisy labels bit for bit and the same metrics.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+import bench
+from bench.data import Data, load_dataset
+from bench.method import Recipe, methods
+from bench.metrics import detection_summary, segmentation_summary
+from bench.noise import NoiseResult, apply_noise, label_dice, parse_noise
+from bench.protocols import Protocol, protocols
+from bench.record import SCHEMA, SCHEMA_VERSION, device_description, git_commit, now, package_versions
+from bench.training import TrialState, fit
+
+
+def protocol_data(protocol: Protocol) -> dict[str, Data]:
+    """The protocol's train / val / test subsets (the first k patients of each split, in id order)."""
+    data = load_dataset(protocol.dataset, size=protocol.image_size, **protocol.dataset_options)
+    limits = {"train": protocol.train_patients, "val": protocol.val_patients, "test": protocol.test_patients}
+    out = {}
+    for split, limit in limits.items():
+        part = data.split(split)
+        if limit is not None:
+            keep = sorted(part.info["patient"].unique())[:limit]
+            part = part.select(part.info["patient"].isin(keep).to_numpy())
+        out[split] = part
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+
+
+def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int) -> str:
+    """The `bench run` command line that reruns exactly this trial."""
+    return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed)])
+
+
+def refurbishment_summary(state: TrialState, clean: np.ndarray, noise: NoiseResult) -> dict[str, Any] | None:
+    """Label Dice against the clean labels before and after, over refurbished samples, split by truth."""
+    if state.refurbished is None:
+        return None
+    changed = state.refurbished
+    before = noise.label_dice
+    after = label_dice(clean, state.labels.numpy().astype(np.uint8))
+    out: dict[str, Any] = {"n_refurbished": int(changed.sum())}
+    for group, mask in (("corrupted", changed & noise.corrupted), ("clean", changed & ~noise.corrupted)):
+        n = int(mask.sum())
+        out[group] = {
+            "n": n,
+            "label_dice_before": float(before[mask].mean()) if n else None,
+            "label_dice_after": float(after[mask].mean()) if n else None,
+        }
+    return out
+
+
+def run_trial(
+    protocol: str | Protocol,
+    method: str,
+    noise: str,
+    seed: int,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError."""
+    started = time.perf_counter()
+    proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
+    recipe: Recipe = methods.get(method)
+    spec = parse_noise(noise)
+    seed_everything(seed)
+    parts = protocol_data(proto)
+    train, test = parts["train"], parts["test"]
+    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed)
+
+    generator = torch.Generator().manual_seed(seed)
+    state = TrialState(
+        protocol=proto,
+        seed=seed,
+        images=to_tensor(train.images),
+        given=noisy.labels,
+        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
+        weights=torch.ones(len(train)),
+        ids=train.ids,
+        generator=generator,
+    )
+    result = fit(state, recipe, on_epoch=on_epoch)
+
+    t_eval = time.perf_counter()
+    pred = state.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
+    dice = segmentation_summary(pred, test.labels)
+    eval_s = time.perf_counter() - t_eval
+
+    detection = None
+    if state.scores is not None and state.flags is not None:
+        detection = detection_summary(state.scores, state.flags, noisy.corrupted)
+
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "status": "ok",
+        "protocol": {"name": proto.name, "version": proto.version, "hash": proto.hash},
+        "dataset": {"name": train.name, "fingerprint": train.fingerprint, "n_train": len(train), "n_test": len(test)},
+        "method": {"name": recipe.name, "recipe": recipe.describe()},
+        "noise": {
+            "spec": spec.text,
+            "type": spec.type,
+            "level": spec.level,
+            "params": spec.params,
+            "n_corrupted": int(noisy.corrupted.sum()),
+            "mean_label_dice": noisy.mean_label_dice,
+        },
+        "seed": seed,
+        "metrics": {
+            "dice": dice,
+            "detection": detection,
+            "refurbishment": refurbishment_summary(state, train.labels, noisy),
+            "final_train_loss": float(state.losses[-1].mean()),
+        },
+        "cost": {
+            "wall_s": time.perf_counter() - started,
+            "train_s": result.train_s,
+            "detect_s": result.detect_s,
+            "eval_s": eval_s,
+            "epochs": proto.epochs,
+            "train_images_per_s": proto.epochs * len(train) / max(result.train_s - result.detect_s, 1e-9),
+        },
+        "provenance": {
+            "bench_version": bench.__version__,
+            "git_commit": git_commit(),
+            "packages": package_versions(),
+            "device": device_description(),
+            "command": reproduce_command(proto, recipe.name, spec.text, seed),
+            "created": now(),
+        },
+    }

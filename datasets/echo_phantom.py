@@ -1,0 +1,437 @@
+"""Procedural CAMUS-like apical echo views: the dataset `echo-phantom`.
+
+Every patient gets an anatomy in millimetres (LV long axis, diameter, wall,
+tilt, left atrium, ejection fraction) and is imaged in an apical 2-chamber and
+4-chamber view at end-diastole (ED) and end-systole (ES). The labels follow
+the CAMUS convention exactly (0 background, 1 LV cavity, 2 myocardium open at
+the mitral plane, 3 left atrium below it); the image only partly shows them:
+speckle, depth attenuation, near-field clutter, lateral wall dropout,
+trabeculated / jittered borders and log compression, worse for poorer quality
+grades. Everything is vectorised numpy/scipy and deterministic: a sample
+depends only on (seed, patient, view, phase, size), never on which other
+patients are generated.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from bench import BenchError, Data, datasets, fingerprint
+
+#: Bump whenever the generator's output changes (it is part of the fingerprint).
+GENERATOR_VERSION = "1"
+
+VIEWS = ("2CH", "4CH")
+PHASES = ("ED", "ES")
+QUALITIES = ("good", "medium", "poor")
+QUALITY_P = (0.35, 0.45, 0.20)
+
+# Random-stream tags: keys are [seed, patient (1-based, 0 = dataset level), tag, ...].
+_PATIENT, _VIEW, _ACQ, _NOISE, _SPLIT = 0, 1, 2, 3, 4
+
+# What each quality grade does to an acquisition (see the module docstring).
+#   drop: strength of lateral-wall dropout (0 none, 1 the wall vanishes)
+#   clutter: near-field haze / reverberation amplitude (relative to myocardium)
+#   noise_db: electronic noise floor at full depth, dB re myocardium
+#   blood: blood-pool echo (side-lobe haze), relative to myocardium
+#   tissue: echo of the tissue around the heart relative to myocardium (contrast)
+#   psf: widening of the point-spread function (speckle grain and edge blur)
+#   atten_db: range of residual (uncompensated) attenuation over the depth, dB
+#   jitter: scale of the border jitter between visible edge and label edge
+_QUALITY = {
+    "good": dict(drop=0.55, clutter=0.25, noise_db=-36.0, blood=0.006, tissue=(0.18, 0.30),
+                 psf=1.0, atten_db=(4.0, 9.0), jitter=1.0),
+    "medium": dict(drop=0.75, clutter=0.6, noise_db=-33.0, blood=0.012, tissue=(0.25, 0.40),
+                   psf=1.15, atten_db=(5.0, 10.0), jitter=1.3),
+    "poor": dict(drop=0.9, clutter=1.0, noise_db=-30.0, blood=0.02, tissue=(0.30, 0.50),
+                 psf=1.35, atten_db=(6.0, 12.0), jitter=1.6),
+}
+
+_DEFAULT_PATIENTS = 500
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in key])
+
+
+def _bullet(t: np.ndarray, tm: float, annulus: float) -> np.ndarray:
+    """Half-width profile of the cavity along its axis, t = 0 apex .. 1 mitral plane.
+
+    An elliptic cap up to the widest point `tm`, then a gentle quadratic narrowing
+    to `annulus` (fraction of the maximum) at the mitral plane.
+    """
+    t = np.clip(t, 0.0, 1.0)
+    cap = np.sqrt(np.clip(1.0 - (1.0 - t / tm) ** 2, 0.0, 1.0))
+    base = 1.0 - (1.0 - annulus) * ((t - tm) / (1.0 - tm)) ** 2
+    return np.where(t < tm, cap, base)
+
+
+@lru_cache(maxsize=4096)
+def _shape_integral(tm: float, annulus: float) -> float:
+    t = (np.arange(4000) + 0.5) / 4000
+    return float(np.mean(_bullet(t, tm, annulus) ** 2))
+
+
+def _patient(seed: int, p: int) -> dict:
+    """Anatomy and demographics of patient `p` (1-based), in mm."""
+    g = _rng(seed, p, _PATIENT)
+    sex = "M" if g.random() < 0.65 else "F"
+    age = int(np.clip(round(g.normal(62, 14)), 18, 95))
+    quality = QUALITIES[int(g.choice(3, p=QUALITY_P))]
+    reduced = g.random() < 0.22
+    ef = float(g.uniform(0.25, 0.45) if reduced else np.clip(g.normal(0.59, 0.06), 0.45, 0.72))
+    male = 1.0 if sex == "M" else 0.0
+    length = float(np.clip(g.normal(84 + 3 * male, 5.0), 75, 95))
+    diameter = float(np.clip(g.normal(45 + 3 * male + 30 * max(0.0, 0.5 - ef), 4.5), 38, 58))
+    wall = float(g.uniform(6, 11))
+    short = float(g.uniform(0.05, 0.10) + 0.08 * ef)  # long-axis shortening at ES
+    return dict(
+        sex=sex, age=age, quality=quality, ef=ef,
+        length=length, radius=diameter / 2, wall=wall,
+        tm=float(g.uniform(0.55, 0.70)), annulus=float(g.uniform(0.70, 0.82)),
+        long_ratio=1.0 - short,
+        thicken=float(1.0 + g.uniform(0.25, 0.5) * ef / 0.6),
+        la_width=float(g.uniform(30, 42)), la_length=float(g.uniform(35, 50)),
+        la_grow=float(g.uniform(1.05, 1.15)),
+        rv_width=float(g.uniform(24, 34)), rv_start=float(g.uniform(0.2, 0.35)),
+        ra_width=float(g.uniform(30, 40)), ra_length=float(g.uniform(36, 48)),
+    )
+
+
+def _view(seed: int, p: int, v: int, pat: dict) -> dict:
+    """How view `v` of patient `p` is acquired: field of view, pose, image character."""
+    g = _rng(seed, p, _VIEW, v)
+    q = _QUALITY[pat["quality"]]
+    four = v == 1
+    view = dict(
+        depth=float(g.uniform(135, 160)),
+        half_angle=math.radians(float(g.uniform(37.5, 45.0))),
+        apex_depth=max(float(g.uniform(20, 32)), pat["wall"] + 12.0),
+        apex_x=float(g.uniform(2, 9) if four else g.uniform(-5, 5)),
+        tilt=math.radians(float(g.uniform(-10, 5) if four else g.uniform(-8, 8))),
+        width=float(g.uniform(0.95, 1.05)) if four else 1.0,
+        tissue=float(g.uniform(*q["tissue"])),
+        atten_db=float(g.uniform(*q["atten_db"])),
+        lung=float(g.uniform(0.4, 0.85)),
+        dyn_range=float(g.uniform(48, 56)),
+        reverb=g.uniform(8, 30, size=2),
+        jit_endo=float(g.uniform(0.6, 1.2) * q["jitter"]),
+        trab=float(g.uniform(1.5, 3.0) * q["jitter"]),
+        jit_epi=float(g.uniform(1.0, 2.0) * q["jitter"]),
+        peri=float(g.uniform(2.0, 4.0)),
+        peri_gain=float(g.uniform(3.0, 6.0) * (1.0 - 0.3 * (pat["quality"] == "poor"))),
+        lat_mm=float(g.uniform(1.0, 1.3)),
+        ax_mm=float(g.uniform(0.35, 0.5)),
+        # coefficients of smooth random fields (size independent: same anatomy at any size)
+        coarse=g.standard_normal((3, 8, 8)),  # tissue texture, dropout patches, clutter
+        fine=g.standard_normal((3, 16, 16)),  # endocardial / epicardial jitter, tissue texture
+        trabec=g.standard_normal((1, 32, 32)),  # trabeculation
+    )
+    return view
+
+
+def _geometry(pat: dict, view: dict, phase: int) -> dict:
+    """Cavity, wall and atrium of one phase (0 ED, 1 ES), in mm."""
+    radius = pat["radius"] * view["width"]
+    length = pat["length"]
+    wall = pat["wall"]
+    la_a, la_b = pat["la_width"] / 2, pat["la_length"] / 2
+    if phase == 1:
+        lr = pat["long_ratio"]
+        length *= lr
+        radius *= math.sqrt((1.0 - pat["ef"]) / lr)
+        wall *= pat["thicken"]
+        la_a *= pat["la_grow"]
+        la_b *= pat["la_grow"] * 1.05
+    w_base = radius * pat["annulus"]
+    la_a = max(la_a, 1.08 * w_base)
+    # place the atrium so that its width at the mitral plane equals the annulus
+    la_c = length + la_b * math.sqrt(1.0 - (w_base / la_a) ** 2)
+    volume = math.pi * radius**2 * length * _shape_integral(pat["tm"], pat["annulus"]) / 1000.0
+    return dict(radius=radius, length=length, wall=wall, w_base=w_base,
+                la_a=la_a, la_b=la_b, la_c=la_c, volume=volume)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@lru_cache(maxsize=64)
+def _basis(size: int, k: int) -> np.ndarray:
+    """(size, k) Gaussian bumps over (0, 1), rows normalised so a field has unit variance."""
+    pos = (np.arange(size) + 0.5) / size
+    centres = np.linspace(-0.1, 1.1, k)
+    h = 1.2 / (k - 1)
+    b = np.exp(-0.5 * ((pos[:, None] - centres[None, :]) / h) ** 2)
+    return (b / np.sqrt((b**2).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+def _fields(coef: np.ndarray, size: int) -> np.ndarray:
+    b = _basis(size, coef.shape[-1])
+    return b @ coef.astype(np.float32) @ b.T
+
+
+def _kernel(sigma_px: float) -> np.ndarray:
+    sigma_px = max(sigma_px, 0.5)
+    r = max(1, int(math.ceil(3.0 * sigma_px)))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_px) ** 2)
+    return (k / math.sqrt((k**2).sum())).astype(np.float32)
+
+
+def _ramp(s: np.ndarray, width: float) -> np.ndarray:
+    """Soft step 0 -> 1 as s goes from -width/2 to +width/2."""
+    return np.clip(0.5 + s / width, 0.0, 1.0)
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))
+
+
+def _bbox(mask: np.ndarray, mr: int, mc: int) -> tuple[slice, slice]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    s = mask.shape
+    return (slice(max(rows[0] - mr, 0), min(rows[-1] + mr + 1, s[0])),
+            slice(max(cols[0] - mc, 0), min(cols[-1] + mc + 1, s[1])))
+
+
+def _render(pat: dict, view: dict, geo: dict, four: bool, acq: dict, size: int,
+            noise: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image, its label map and spacing."""
+    q = _QUALITY[pat["quality"]]
+    depth, half = view["depth"], view["half_angle"]
+    width_mm = 2.0 * depth * math.sin(half)
+    dz, dx = depth / size, width_mm / size
+    idx = np.arange(size, dtype=np.float32) + 0.5
+    z = (idx * dz)[:, None]
+    x = ((idx - size / 2) * dx)[None, :]
+    r = np.sqrt(x * x + z * z)
+    sector = (r <= depth) & (np.abs(x) <= z * math.tan(half))
+
+    # probe -> heart coordinates: u along the LV axis from the apex, v across it
+    st, ct = math.sin(view["tilt"]), math.cos(view["tilt"])
+    xa, za = x - view["apex_x"], z - view["apex_depth"]
+    u = xa * st + za * ct
+    v = xa * ct - za * st
+    av = np.abs(v)
+    R, L, T = geo["radius"], geo["length"], geo["wall"]
+    tm, ann = pat["tm"], pat["annulus"]
+    half_w = R * _bullet(u / L, tm, ann)
+    cavity = (u >= 0) & (u <= L) & (av <= half_w) & sector
+    above = u <= L
+
+    # left atrium: ellipse below the mitral plane
+    la_a, la_b, la_c = geo["la_a"], geo["la_b"], geo["la_c"]
+    du = u - la_c
+    rho2 = (du / la_b) ** 2 + (v / la_a) ** 2
+    atrium = (rho2 <= 1.0) & ~above & sector
+
+    px = min(dz, dx)
+    mr, mc = int(math.ceil((T + view["peri"] + 10) / dz)) + 2, int(math.ceil((T + view["peri"] + 10) / dx)) + 2
+    box = _bbox(cavity, mr, mc)
+    cav_c = _largest(cavity[box])
+    d_out = ndimage.distance_transform_edt(~cav_c, sampling=(dz, dx))
+    # at coarse grids keep at least the 8-neighbour ring so the band stays 4-connected
+    myo_c = (~cav_c) & (d_out <= max(T, 1.001 * math.hypot(dz, dx))) & above[box] & sector[box]
+    myo_c = _largest(myo_c)
+    la_box = _bbox(atrium, 1, 1)
+    la_c_mask = _largest(atrium[la_box])
+
+    label = np.zeros((size, size), np.uint8)
+    label[box][cav_c] = 1
+    label[box][myo_c] = 2
+    label[la_box][la_c_mask] = 3
+
+    # ---------------------------------------------------------------- echogenicity
+    edge = max(1.0, 0.6 * px)  # soft-edge width in mm
+    coarse = _fields(view["coarse"], size)
+    fine = _fields(view["fine"], size)
+    trab = _fields(view["trabec"], size)[0]
+    tex, patch, clut = coarse[0], coarse[1], coarse[2]
+
+    # tissue around the heart: patchy, darker towards the sector sides (lung) and far field
+    side = np.abs(x) / (z * math.tan(half) + 1e-3)
+    E = view["tissue"] * np.exp(0.5 * tex + 0.45 * fine[2]) * (1.0 - view["lung"] * _ramp(side - 0.75, 0.5))
+    blood = q["blood"]
+
+    # left atrium (blood) with a thin brighter wall, open towards the mitral plane
+    s_la = np.sqrt(du * du + v * v) * (1.0 - 1.0 / np.sqrt(np.maximum(rho2, 1e-6)))
+    la_wall = np.exp(-0.5 * ((s_la - 1.5) / 1.2) ** 2) * (u > L + 2)
+    E = E + 0.8 * la_wall
+    la_in = _ramp(-s_la + 0.6 * fine[0], edge) * _ramp(u - L - 1.0, edge)
+    E = E + (blood - E) * la_in
+
+    if four:  # right ventricle and atrium, dark and unlabelled, left of the septum
+        rv0 = pat["rv_start"] * L
+        w_rv = pat["rv_width"] * np.sqrt(np.clip((u - rv0) / (L - rv0), 0, 1))
+        rv_out = w_rv - (-v - half_w - T)  # distance to the free wall, inside > 0
+        rv_in = (-v) - half_w - T - 1.5  # distance from the septum, inside > 0
+        rv = _ramp(np.minimum(rv_out, rv_in) - 1.0, 2 * edge) * _ramp(L - 3.0 - u, edge) * (u > rv0)
+        E = E + 0.6 * np.exp(-0.5 * ((rv_out + 1.5) / 1.5) ** 2) * (u > rv0) * (u < L)  # RV free wall
+        E = E + (blood - E) * rv
+        ra_a, ra_b = pat["ra_width"] / 2, pat["ra_length"] / 2
+        ra_v = -(la_a + 5.0 + ra_a)
+        ra_u = L - 4.0 + 0.85 * ra_b
+        rho_ra = np.sqrt(((u - ra_u) / ra_b) ** 2 + ((v - ra_v) / ra_a) ** 2)
+        ra = _ramp((1.0 - rho_ra) * min(ra_a, ra_b), 2 * edge) * (u > L - 4.0)
+        E = E + (blood - E) * ra
+
+    # LV: visible endocardium / epicardium jittered and trabeculated against the label
+    d = np.full((size, size), 1e3, np.float32)
+    d_c = np.where(cav_c, -ndimage.distance_transform_edt(cav_c, sampling=(dz, dx)) + 0.5 * px,
+                   d_out - 0.5 * px).astype(np.float32)
+    d[box] = d_c
+    gz, gx = np.gradient(d_c, dz, dx)
+    zb, xb = np.broadcast_to(z, r.shape)[box], np.broadcast_to(x, r.shape)[box]
+    cosb = np.abs(gz * zb + gx * xb) / (np.sqrt(gz * gz + gx * gx) * r[box] + 1e-6)
+    drop_c = 1.0 - q["drop"] * (1.0 - np.clip(cosb, 0, 1)) ** 2 * np.clip(0.65 + 0.45 * patch[box], 0.0, 1.0)
+    drop = np.ones((size, size), np.float32)
+    drop[box] = drop_c
+
+    j_endo = view["jit_endo"] * fine[0] - view["trab"] * np.maximum(trab, 0.0)
+    j_epi = T + view["jit_epi"] * fine[1]
+    base_soft = _ramp(L + 0.5 - u, edge)
+    myo = _ramp(d - j_endo, edge) * _ramp(j_epi - d, 1.5 * edge) * base_soft
+    peri_band = _ramp(d - j_epi, edge) * _ramp(j_epi + view["peri"] - d, edge) * _ramp(L + 4.0 - u, 4.0)
+    if four:
+        peri_band = peri_band * _ramp(v + half_w, 6.0)  # no pericardium along the septum
+    E = E + (view["peri_gain"] * drop - E) * peri_band
+    E = E + (1.0 * drop - E) * myo
+    lv_blood = _ramp(j_endo - d, edge) * base_soft
+    E = E + (blood - E) * lv_blood
+    endo_line = np.exp(-0.5 * ((d - j_endo) / 0.7) ** 2) * base_soft
+    E = E + 0.9 * drop * endo_line
+
+    # mitral leaflets (closed, bowed into the atrium) and annulus
+    wb = geo["w_base"]
+    bow = L + acq["leaflet_bow"] * (1.0 - np.clip(v / wb, -1, 1) ** 2)
+    leaflet = np.exp(-0.5 * ((u - bow) / 0.8) ** 2) * (av < wb) * np.clip(0.6 + 0.5 * fine[1], 0, 1)
+    E = E + 1.2 * leaflet
+    hinge = np.exp(-0.5 * ((u - L) ** 2 + (av - wb - 1.5) ** 2) / 2.5**2)
+    E = E + 1.5 * hinge
+
+    # near-field clutter and reverberation
+    c = q["clutter"] * acq["clutter"]
+    haze = np.exp(-z / (view["apex_depth"] * 0.6 + 8.0)) * np.clip(0.6 + 0.5 * clut, 0.1, 2.0)
+    E = E + c * (0.5 * haze + 0.15 * np.exp(-0.5 * ((r - view["reverb"][0]) / 1.5) ** 2)
+                 + 0.1 * np.exp(-0.5 * ((r - view["reverb"][1]) / 1.5) ** 2))
+
+    # residual attenuation after partial TGC, electronic noise rising with depth
+    zn = z / depth
+    E = E * (10.0 ** (-(view["atten_db"] * zn) / 10.0)) + 10.0 ** ((q["noise_db"] + 8.0 * zn) / 10.0)
+
+    # speckle: complex Gaussian scatterers filtered by the PSF (widens laterally with depth)
+    amp = np.sqrt(E).astype(np.float32)
+    field = noise.standard_normal((2, size, size), dtype=np.float32)
+    field *= amp * np.float32(math.sqrt(0.5))
+    field = ndimage.correlate1d(field, _kernel(view["ax_mm"] * q["psf"] / dz), axis=1, mode="reflect")
+    bands = 4
+    edges = np.linspace(0, size, bands + 1).astype(int)
+    for b in range(bands):
+        rows = slice(edges[b], edges[b + 1])
+        depth_frac = (edges[b] + edges[b + 1]) / (2.0 * size)
+        sig = view["lat_mm"] * q["psf"] * (0.8 + 1.4 * depth_frac) / dx
+        field[:, rows] = ndimage.correlate1d(field[:, rows], _kernel(sig), axis=2, mode="reflect")
+    inten = field[0] ** 2 + field[1] ** 2
+
+    # log compression: myocardium at about 60 % grey at the nominal gain
+    db = 10.0 * np.log10(inten + 1e-12) + acq["gain_db"]
+    dr = view["dyn_range"]
+    img = np.clip((db + 0.62 * dr) * (255.0 / dr), 0, 255)
+    img[~sector] = 0
+    label[~sector] = 0
+    return img.astype(np.uint8), label, np.array([dz, dx], np.float64)
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+def _check(size: int, patients: int, seed: int, splits) -> tuple[int, int, int]:
+    if not isinstance(size, (int, np.integer)) or size < 16:
+        raise BenchError(f"echo-phantom: size={size!r} is invalid; use an integer of 16 px or more")
+    if not isinstance(patients, (int, np.integer)) or patients < 3:
+        raise BenchError(f"echo-phantom: patients={patients!r} is too few; use 3 or more (one per split)")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BenchError(f"echo-phantom: seed={seed!r} is invalid; use a non-negative integer")
+    if splits is None:
+        if patients == _DEFAULT_PATIENTS:
+            return (400, 50, 50)
+        val = max(1, round(patients * 0.1))
+        return (patients - 2 * val, val, val)
+    try:
+        parts = tuple(int(s) for s in splits)
+    except (TypeError, ValueError):
+        parts = ()
+    if len(parts) != 3 or any(s < 0 for s in parts):
+        raise BenchError(f"echo-phantom: splits={splits!r} is invalid; give three non-negative patient counts (train, val, test)")
+    if sum(parts) != patients:
+        raise BenchError(
+            f"echo-phantom: splits {parts} sum to {sum(parts)}, not patients={patients}; make them add up")
+    return parts  # type: ignore[return-value]
+
+
+@datasets.register("echo-phantom")
+def echo_phantom(*, size: int, root: Path | None = None, patients: int = _DEFAULT_PATIENTS, seed: int = 0,
+                 splits: tuple[int, int, int] | None = None) -> Data:
+    """CAMUS-like apical 2CH/4CH views at ED and ES, `patients` x 4 images of `size` x `size`.
+
+    `root` is ignored. `splits` are patient counts (train, val, test); by default
+    (400, 50, 50) for 500 patients, else 80 / 10 / 10 % (at least one each).
+    """
+    del root
+    splits = _check(size, patients, seed, splits)
+    size, patients, seed = int(size), int(patients), int(seed)
+    order = _rng(seed, 0, _SPLIT, patients).permutation(patients)
+    split_of = np.empty(patients, dtype=object)
+    split_of[order[: splits[0]]] = "train"
+    split_of[order[splits[0]: splits[0] + splits[1]]] = "val"
+    split_of[order[splits[0] + splits[1]:]] = "test"
+
+    n = patients * 4
+    images = np.empty((n, size, size), np.uint8)
+    labels = np.empty((n, size, size), np.uint8)
+    spacing = np.empty((n, 2), np.float64)
+    rows = []
+    i = 0
+    for p in range(1, patients + 1):
+        pat = _patient(seed, p)
+        for v, vname in enumerate(VIEWS):
+            view = _view(seed, p, v, pat)
+            geos = [_geometry(pat, view, ph) for ph in range(2)]
+            for ph, phname in enumerate(PHASES):
+                geo = geos[ph]
+                g = _rng(seed, p, _ACQ, v, ph)
+                acq = dict(gain_db=float(g.normal(0.0, 1.5)), clutter=float(g.uniform(0.8, 1.2)),
+                           leaflet_bow=float(g.uniform(1.0, 4.0)))
+                img, lab, sp = _render(pat, view, geo, v == 1, acq, size, _rng(seed, p, _NOISE, v, ph, size))
+                images[i], labels[i], spacing[i] = img, lab, sp
+                rows.append(dict(
+                    id=f"patient{p:04d}_{vname}_{phname}", patient=f"patient{p:04d}", view=vname, phase=phname,
+                    split=split_of[p - 1], quality=pat["quality"], ef=pat["ef"], age=pat["age"], sex=pat["sex"],
+                    edv_ml=geos[0]["volume"], esv_ml=geos[1]["volume"], lv_volume_ml=geo["volume"],
+                    lv_length_mm=geo["length"], lv_diameter_mm=2 * geo["radius"], wall_mm=geo["wall"],
+                    la_width_mm=2 * geo["la_a"], la_length_mm=2 * geo["la_b"],
+                    tilt_deg=math.degrees(view["tilt"]), apex_depth_mm=view["apex_depth"],
+                    apex_x_mm=view["apex_x"], depth_mm=view["depth"],
+                    sector_deg=2 * math.degrees(view["half_angle"]),
+                ))
+                i += 1
+    info = pd.DataFrame(rows)
+    return Data(
+        name="echo-phantom", images=images, labels=labels, spacing=spacing, info=info,
+        fingerprint=fingerprint("echo-phantom", GENERATOR_VERSION, size, patients, seed, splits),
+        options=dict(size=size, patients=patients, seed=seed, splits=splits, generator_version=GENERATOR_VERSION),
+    )

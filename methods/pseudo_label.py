@@ -1,0 +1,50 @@
+"""Pseudo-label refurbishment: replace flagged labels with the model's own prediction.
+
+The prediction (argmax of the current model in eval mode) is cleaned into a
+valid label map: the largest connected component of each structure, holes
+filled. With `min_confidence`, pixels where the model's top probability is
+below it keep the given label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from bench import STRUCTURES, Refurbisher, TrialState, refurbishers
+
+
+def clean_label_map(pred: np.ndarray) -> np.ndarray:
+    """Largest connected component per structure, holes (of background) filled; (H, W) uint8."""
+    out = np.zeros_like(pred)
+    for value in STRUCTURES:
+        comps, n = ndimage.label(pred == value)
+        if n:
+            sizes = np.bincount(comps.ravel())[1:]
+            out[comps == 1 + int(np.argmax(sizes))] = value
+    for value in STRUCTURES:
+        holes = ndimage.binary_fill_holes(out == value) & (out == 0)
+        out[holes] = value
+    return out
+
+
+@refurbishers.register("pseudo-label")
+class PseudoLabel(Refurbisher):
+    """Flagged labels := the cleaned prediction of the model at the detection epoch."""
+
+    def __init__(self, min_confidence: float | None = None) -> None:
+        super().__init__(min_confidence=min_confidence)
+        self.min_confidence = min_confidence
+
+    def apply(self, state: TrialState, flags: np.ndarray) -> None:
+        index = torch.from_numpy(np.flatnonzero(flags))
+        if len(index):
+            prob = state.predict(state.images[index])
+            top, pred = prob.max(1)
+            new = np.stack([clean_label_map(p) for p in pred.numpy().astype(np.uint8)])
+            new = torch.from_numpy(new.astype(np.int64))
+            if self.min_confidence is not None:
+                new = torch.where(top < self.min_confidence, state.labels[index], new)
+            state.labels[index] = new
+        state.refurbished = np.asarray(flags, dtype=bool).copy()

@@ -1,0 +1,73 @@
+"""The command line: exit codes, one-line errors, no tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import BenchError
+from bench.cli import main, split_noise_list
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--method", "basline"], "unknown method 'basline'; did you mean 'baseline'? (see: bench list methods)"),
+        (["run", "--protocol", "phantom-quik"], "unknown protocol 'phantom-quik'; did you mean 'phantom-quick'?"),
+        (["run", "--noise", "systematic"], "malformed noise spec 'systematic'; use TYPE:LEVEL"),
+        (["run", "--noise", "systemic:0.5"], "unknown noise type 'systemic'; did you mean 'systematic'?"),
+        (["run", "--noise", "systematic:1.2"], "level 1.2 is outside [0, 1]"),
+        (["run", "--noise", "systematic:abc"], "level 'abc' is not a number"),
+        (["run", "--noise", "systematic:0.5,size=3"], "unknown key 'size' for systematic; allowed keys: direction, mm, structure"),
+        (["run", "--noise", "systematic:0.5,structure=rv"], "structure=rv is not allowed; use one of lv, myo, la"),
+        (["run", "--noise", "random:0.5,max_mm=99"], "max_mm=99 is out of range"),
+        (["run", "--seeds", "0"], "--seeds must be at least 1"),
+        (["run", "--seed", "a"], "--seed must be integers"),
+        (["run", "--cpus-per-trial", "0"], "--cpus-per-trial must be at least 1"),
+        (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["lst"], "invalid choice: 'lst'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("bench: error: ")
+    assert message in lines[0]
+    assert captured.out == ""
+
+
+def test_console_script_and_module_exit_2_without_traceback(tmp_path):
+    script = str(Path(sys.executable).parent / "bench")
+    for cmd in ([script], [sys.executable, "-m", "bench"]):
+        out = subprocess.run([*cmd, "run", "--method", "vog-refrub", "--out", str(tmp_path / "r")], capture_output=True, text=True)
+        assert out.returncode == 2
+        assert "Traceback" not in out.stderr
+        assert out.stderr.count("\n") == 1
+        assert "unknown method 'vog-refrub'" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_list_prints_every_kind(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("methods", "protocols", "datasets", "noise", "detectors", "refurbishers", "trainers", "loss-refurb", "echo-phantom"):
+        assert word in out
+
+
+def test_list_one_kind(capsys):
+    assert main(["list", "protocols"]) == 0
+    out = capsys.readouterr().out
+    assert "phantom-quick" in out and "loss-refurb" not in out
+
+
+def test_noise_lists_keep_parameters_with_their_spec():
+    assert split_noise_list("systematic:0.5,random:0.25,max_mm=6,min_mm=2,none") == [
+        "systematic:0.5",
+        "random:0.25,max_mm=6,min_mm=2",
+        "none",
+    ]
+    with pytest.raises(BenchError, match="starts with a parameter"):
+        split_noise_list("mm=3,systematic:0.5")

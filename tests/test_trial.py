@@ -1,0 +1,82 @@
+"""One trial end to end on the tiny protocol: the record, its schema, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+import bench
+from bench.noise import apply_noise
+from bench.record import record_path, validate_record, write_json_atomic
+from bench.trial import protocol_data
+
+
+@pytest.fixture(scope="module")
+def loss_refurb_record():
+    return bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0)
+
+
+def test_record_schema_and_contents(loss_refurb_record):
+    r = loss_refurb_record
+    assert validate_record(r) == []
+    tiny = bench.protocols.get("tiny")
+    assert r["protocol"] == {"name": "tiny", "version": tiny.version, "hash": tiny.hash}
+    assert r["dataset"]["name"] == "echo-phantom" and len(r["dataset"]["fingerprint"]) == 16
+    assert r["noise"]["n_corrupted"] == round(0.5 * r["dataset"]["n_train"])
+    assert 0.0 < r["noise"]["mean_label_dice"] < 1.0
+    assert set(r["metrics"]["dice"]) == {"lv", "myo", "la", "mean"}
+    det = r["metrics"]["detection"]
+    assert det["n_corrupted"] == r["noise"]["n_corrupted"]
+    assert det["auroc"] is not None and 0.0 <= det["auroc"] <= 1.0
+    refurb = r["metrics"]["refurbishment"]
+    assert refurb["n_refurbished"] == det["n_flagged"]
+    assert refurb["corrupted"]["n"] + refurb["clean"]["n"] == refurb["n_refurbished"]
+    assert r["provenance"]["command"] == "bench run --protocol tiny --method loss-refurb --noise systematic:0.5 --seed 0"
+    assert r["provenance"]["packages"]["torch"]
+    json.dumps(r)  # plain JSON
+
+
+def test_same_trial_twice_gives_identical_metrics(loss_refurb_record):
+    again = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0)
+    assert again["metrics"] == loss_refurb_record["metrics"]
+    assert again["dataset"] == loss_refurb_record["dataset"]
+
+
+def test_another_seed_gives_other_noise_and_numbers(loss_refurb_record):
+    other = bench.run_trial("tiny", "baseline", "systematic:0.5", seed=1)
+    assert other["metrics"]["dice"] != loss_refurb_record["metrics"]["dice"]
+    assert other["metrics"]["detection"] is None and other["metrics"]["refurbishment"] is None
+
+
+def test_noisy_training_labels_are_bit_identical_and_test_labels_untouched():
+    parts = protocol_data(bench.protocols.get("tiny"))
+    again = protocol_data(bench.protocols.get("tiny"))
+    train = parts["train"]
+    a = apply_noise("systematic:0.5", train.labels, train.spacing, train.ids, seed=0)
+    b = apply_noise("systematic:0.5", again["train"].labels, again["train"].spacing, again["train"].ids, seed=0)
+    assert a.labels.tobytes() == b.labels.tobytes()
+    np.testing.assert_array_equal(parts["test"].labels, again["test"].labels)
+    assert set(parts["test"].info["patient"]).isdisjoint(train.info["patient"])
+
+
+def test_validate_record_catches_broken_records(loss_refurb_record):
+    broken = json.loads(json.dumps(loss_refurb_record))
+    broken["metrics"]["dice"]["lv"] = 1.5
+    del broken["provenance"]["command"]
+    broken["schema_version"] = 99
+    problems = validate_record(broken)
+    assert any("metrics.dice.lv" in p for p in problems)
+    assert any("provenance.command" in p for p in problems)
+    assert any("schema is" in p for p in problems)
+    assert validate_record([]) == ["record is not a JSON object"]
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path, loss_refurb_record):
+    path = record_path(tmp_path, loss_refurb_record)
+    assert path.relative_to(tmp_path).parts[:3] == ("tiny", "v1", "loss-refurb")
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"bad": object()})
+    assert list(path.parent.iterdir()) == []
+    write_json_atomic(path, loss_refurb_record)
+    assert json.loads(path.read_text()) == loss_refurb_record
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
