@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", type=str, help="number of seeds N: seeds 0..N-1 (default: the protocol's seeds)")
     seeds.add_argument("--seed", type=str, help="explicit seeds, comma list (e.g. 3 or 0,4)")
     run.add_argument("--out", type=Path, default=Path("results"), help="where records are written (default ./results)")
+    run.add_argument("--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS)")
     run.add_argument("--cpus-per-trial", type=int, default=1, help="CPU cores per trial; torch threads follow it (default 1)")
     run.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once (default: as CPUs allow)")
 
@@ -146,13 +147,19 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     from bench.display import TrialDisplay, summary_table
     from bench.runner import run_grid
+    from bench.trial import protocol_data
+
+    with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
+        protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
 
     console.print(
         f"[bold]{protocol.name}[/] v{protocol.version} ({protocol.hash}): {len(grid)} trial(s), "
         f"{args.cpus_per_trial} CPU each, records under {args.out}/"
     )
     with TrialDisplay(console) as display:
-        records = run_grid(grid, args.out, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, display=display)
+        records = run_grid(
+            grid, args.out, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent, display=display, data_root=args.data_root
+        )
     console.print(summary_table(records))
     failed = [r for r in records if r["status"] != "ok"]
     missing = len(grid) - len(records)

@@ -103,7 +103,7 @@ def _trainable(config: dict[str, Any]) -> None:
         tune.report({"epoch": epoch, "epochs": protocol.epochs, "train_loss": loss, "done": False})
 
     try:
-        record = run_trial(protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch)
+        record = run_trial(protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch, data_root=config["data_root"])
     except Exception as error:  # a failed trial is recorded and does not stop the others
         record = failed_record(spec, protocol, error)
     path = record_path(out, record)
@@ -136,6 +136,7 @@ def run_grid(
     cpus_per_trial: int = 1,
     max_concurrent: int | None = None,
     display: Any = None,
+    data_root: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run `grid` as Tune trials; return the records written (in grid order)."""
     from ray import tune
@@ -150,6 +151,7 @@ def run_grid(
             "trial": tune.grid_search([asdict(t) for t in grid]),
             "out": str(out),
             "threads": cpus_per_trial,
+            "data_root": str(data_root.resolve()) if data_root is not None else None,
         },
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0, reuse_actors=True),
         run_config=tune.RunConfig(

@@ -45,12 +45,9 @@ _PATIENT, _VIEW, _ACQ, _NOISE, _SPLIT = 0, 1, 2, 3, 4
 #   atten_db: range of residual (uncompensated) attenuation over the depth, dB
 #   jitter: scale of the border jitter between visible edge and label edge
 _QUALITY = {
-    "good": dict(drop=0.55, clutter=0.25, noise_db=-36.0, blood=0.006, tissue=(0.18, 0.30),
-                 psf=1.0, atten_db=(4.0, 9.0), jitter=1.0),
-    "medium": dict(drop=0.75, clutter=0.6, noise_db=-33.0, blood=0.012, tissue=(0.25, 0.40),
-                   psf=1.15, atten_db=(5.0, 10.0), jitter=1.3),
-    "poor": dict(drop=0.9, clutter=1.0, noise_db=-30.0, blood=0.02, tissue=(0.30, 0.50),
-                 psf=1.35, atten_db=(6.0, 12.0), jitter=1.6),
+    "good": dict(drop=0.55, clutter=0.25, noise_db=-36.0, blood=0.006, tissue=(0.18, 0.30), psf=1.0, atten_db=(4.0, 9.0), jitter=1.0),
+    "medium": dict(drop=0.75, clutter=0.6, noise_db=-33.0, blood=0.012, tissue=(0.25, 0.40), psf=1.15, atten_db=(5.0, 10.0), jitter=1.3),
+    "poor": dict(drop=0.9, clutter=1.0, noise_db=-30.0, blood=0.02, tissue=(0.30, 0.50), psf=1.35, atten_db=(6.0, 12.0), jitter=1.6),
 }
 
 _DEFAULT_PATIENTS = 500
@@ -95,15 +92,24 @@ def _patient(seed: int, p: int) -> dict:
     wall = float(g.uniform(6, 11))
     short = float(g.uniform(0.05, 0.10) + 0.08 * ef)  # long-axis shortening at ES
     return dict(
-        sex=sex, age=age, quality=quality, ef=ef,
-        length=length, radius=diameter / 2, wall=wall,
-        tm=float(g.uniform(0.55, 0.70)), annulus=float(g.uniform(0.70, 0.82)),
+        sex=sex,
+        age=age,
+        quality=quality,
+        ef=ef,
+        length=length,
+        radius=diameter / 2,
+        wall=wall,
+        tm=float(g.uniform(0.55, 0.70)),
+        annulus=float(g.uniform(0.70, 0.82)),
         long_ratio=1.0 - short,
         thicken=float(1.0 + g.uniform(0.25, 0.5) * ef / 0.6),
-        la_width=float(g.uniform(30, 42)), la_length=float(g.uniform(35, 50)),
+        la_width=float(g.uniform(30, 42)),
+        la_length=float(g.uniform(35, 50)),
         la_grow=float(g.uniform(1.05, 1.15)),
-        rv_width=float(g.uniform(24, 34)), rv_start=float(g.uniform(0.2, 0.35)),
-        ra_width=float(g.uniform(30, 40)), ra_length=float(g.uniform(36, 48)),
+        rv_width=float(g.uniform(24, 34)),
+        rv_start=float(g.uniform(0.2, 0.35)),
+        ra_width=float(g.uniform(30, 40)),
+        ra_length=float(g.uniform(36, 48)),
     )
 
 
@@ -114,6 +120,7 @@ def _view(seed: int, p: int, v: int, pat: dict) -> dict:
     four = v == 1
     view = dict(
         depth=float(g.uniform(135, 160)),
+        depth_slack=float(g.uniform(-10.0, 12.0)),
         half_angle=math.radians(float(g.uniform(37.5, 45.0))),
         apex_depth=max(float(g.uniform(20, 32)), pat["wall"] + 12.0),
         apex_x=float(g.uniform(2, 9) if four else g.uniform(-5, 5)),
@@ -136,7 +143,41 @@ def _view(seed: int, p: int, v: int, pat: dict) -> dict:
         fine=g.standard_normal((3, 16, 16)),  # endocardial / epicardial jitter, tissue texture
         trabec=g.standard_normal((1, 32, 32)),  # trabeculation
     )
+    _fit(pat, view)
+    # deep enough for the atrium most of the time (CAMUS sometimes cuts its floor)
+    st, ct = math.sin(view["tilt"]), math.cos(view["tilt"])
+    la = _geometry(pat, view, 1)
+    la_floor = view["apex_depth"] + (la["la_c"] + la["la_b"]) * ct + abs(la["la_a"] * st)
+    view["depth"] = float(np.clip(max(view["depth"], la_floor + view.pop("depth_slack")), 135.0, 185.0))
     return view
+
+
+def _fit(pat: dict, view: dict) -> None:
+    """Move the heart (apex position, then sector width, then depth) until both
+    phases' myocardium lies inside the sector with a few mm to spare."""
+    t = np.linspace(0.0, 1.0, 41)
+    for _ in range(12):
+        st, ct = math.sin(view["tilt"]), math.cos(view["tilt"])
+        tan = math.tan(view["half_angle"])
+        worst = [-np.inf, -np.inf]  # how far past the (right, left) sector edge, mm
+        for ph in (0, 1):
+            g = _geometry(pat, view, ph)
+            u = np.concatenate([t * g["length"], [-g["wall"]]])
+            w = np.concatenate([g["radius"] * _bullet(t, pat["tm"], pat["annulus"]) + g["wall"], [0.0]]) + 4.0
+            for k, sgn in enumerate((1.0, -1.0)):
+                x = view["apex_x"] + u * st + sgn * w * ct
+                z = view["apex_depth"] + u * ct - sgn * w * st
+                worst[k] = max(worst[k], float(np.max(sgn * x - z * tan)))
+        if max(worst) <= 0:
+            return
+        if min(worst) < 0:  # room on the other side: shift towards it
+            shift = min(max(worst), -min(worst))
+            view["apex_x"] -= shift if worst[0] > worst[1] else -shift
+        if max(worst) > 0 and min(worst) >= -1.0:
+            if view["half_angle"] < math.radians(45.0):
+                view["half_angle"] = min(view["half_angle"] + math.radians(1.5), math.radians(45.0))
+            else:
+                view["apex_depth"] += 2.0
 
 
 def _geometry(pat: dict, view: dict, phase: int) -> dict:
@@ -157,8 +198,7 @@ def _geometry(pat: dict, view: dict, phase: int) -> dict:
     # place the atrium so that its width at the mitral plane equals the annulus
     la_c = length + la_b * math.sqrt(1.0 - (w_base / la_a) ** 2)
     volume = math.pi * radius**2 * length * _shape_integral(pat["tm"], pat["annulus"]) / 1000.0
-    return dict(radius=radius, length=length, wall=wall, w_base=w_base,
-                la_a=la_a, la_b=la_b, la_c=la_c, volume=volume)
+    return dict(radius=radius, length=length, wall=wall, w_base=w_base, la_a=la_a, la_b=la_b, la_c=la_c, volume=volume)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -174,14 +214,15 @@ def _basis(size: int, k: int) -> np.ndarray:
     return (b / np.sqrt((b**2).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
-def _fields(coef: np.ndarray, size: int) -> np.ndarray:
+def _fields(coef: np.ndarray, size: int, box: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
+    """Smooth unit-variance random fields (one per leading index of `coef`), over `box` of the image."""
     b = _basis(size, coef.shape[-1])
-    return b @ coef.astype(np.float32) @ b.T
+    return b[box[0]] @ coef.astype(np.float32) @ b[box[1]].T
 
 
 def _kernel(sigma_px: float) -> np.ndarray:
     sigma_px = max(sigma_px, 0.5)
-    r = max(1, int(math.ceil(3.0 * sigma_px)))
+    r = max(1, math.ceil(3.0 * sigma_px))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_px) ** 2)
     return (k / math.sqrt((k**2).sum())).astype(np.float32)
 
@@ -200,143 +241,156 @@ def _largest(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(sizes))
 
 
-def _bbox(mask: np.ndarray, mr: int, mc: int) -> tuple[slice, slice]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    s = mask.shape
-    return (slice(max(rows[0] - mr, 0), min(rows[-1] + mr + 1, s[0])),
-            slice(max(cols[0] - mc, 0), min(cols[-1] + mc + 1, s[1])))
+class _Frame:
+    """Pixel-centre coordinates (mm) of one acquisition and its heart pose."""
+
+    def __init__(self, view: dict, size: int) -> None:
+        self.size = size
+        self.depth, self.half = view["depth"], view["half_angle"]
+        self.dz = self.depth / size
+        self.dx = 2.0 * self.depth * math.sin(self.half) / size
+        idx = np.arange(size, dtype=np.float64) + 0.5
+        z64, x64 = (idx * self.dz)[:, None], ((idx - size / 2) * self.dx)[None, :]
+        self.sector = (np.sqrt(x64 * x64 + z64 * z64) <= self.depth) & (np.abs(x64) <= z64 * math.tan(self.half))
+        self.z, self.x = z64.astype(np.float32), x64.astype(np.float32)
+        self.st, self.ct = math.sin(view["tilt"]), math.cos(view["tilt"])
+        self.ax, self.az = view["apex_x"], view["apex_depth"]
+
+    def at(self, u: float, v: float) -> tuple[float, float]:
+        """(x, z) in mm of heart coordinates (u along the LV axis, v across)."""
+        return self.ax + u * self.st + v * self.ct, self.az + u * self.ct - v * self.st
+
+    def box(self, u0: float, u1: float, v0: float, v1: float, margin: float) -> tuple[slice, slice]:
+        """Pixel box holding the heart-coordinate rectangle, grown by `margin` mm."""
+        pts = [self.at(u, v) for u in (u0, u1) for v in (v0, v1)]
+        xs, zs = [p[0] for p in pts], [p[1] for p in pts]
+        n = self.size
+        r0 = int(np.clip(math.floor((min(zs) - margin) / self.dz), 0, n))
+        r1 = int(np.clip(math.ceil((max(zs) + margin) / self.dz) + 1, 0, n))
+        c0 = int(np.clip(math.floor((min(xs) - margin) / self.dx + n / 2), 0, n))
+        c1 = int(np.clip(math.ceil((max(xs) + margin) / self.dx + n / 2) + 1, 0, n))
+        return slice(r0, max(r1, r0 + 1)), slice(c0, max(c1, c0 + 1))
+
+    def uv(self, box: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+        xa, za = self.x[:, box[1]] - self.ax, self.z[box[0]] - self.az
+        return xa * self.st + za * self.ct, xa * self.ct - za * self.st
 
 
-def _render(pat: dict, view: dict, geo: dict, four: bool, acq: dict, size: int,
-            noise: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render(
+    pat: dict, view: dict, geo: dict, four: bool, acq: dict, size: int, noise: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One image, its label map and spacing."""
     q = _QUALITY[pat["quality"]]
-    depth, half = view["depth"], view["half_angle"]
-    width_mm = 2.0 * depth * math.sin(half)
-    dz, dx = depth / size, width_mm / size
-    idx = np.arange(size, dtype=np.float32) + 0.5
-    z = (idx * dz)[:, None]
-    x = ((idx - size / 2) * dx)[None, :]
-    r = np.sqrt(x * x + z * z)
-    sector = (r <= depth) & (np.abs(x) <= z * math.tan(half))
-
-    # probe -> heart coordinates: u along the LV axis from the apex, v across it
-    st, ct = math.sin(view["tilt"]), math.cos(view["tilt"])
-    xa, za = x - view["apex_x"], z - view["apex_depth"]
-    u = xa * st + za * ct
-    v = xa * ct - za * st
-    av = np.abs(v)
+    f = _Frame(view, size)
+    dz, dx, z, x, sector = f.dz, f.dx, f.z, f.x, f.sector
+    px = min(dz, dx)
+    edge = max(1.0, 0.6 * px)  # soft-edge width in mm
     R, L, T = geo["radius"], geo["length"], geo["wall"]
     tm, ann = pat["tm"], pat["annulus"]
-    half_w = R * _bullet(u / L, tm, ann)
-    cavity = (u >= 0) & (u <= L) & (av <= half_w) & sector
-    above = u <= L
-
-    # left atrium: ellipse below the mitral plane
     la_a, la_b, la_c = geo["la_a"], geo["la_b"], geo["la_c"]
-    du = u - la_c
-    rho2 = (du / la_b) ** 2 + (v / la_a) ** 2
-    atrium = (rho2 <= 1.0) & ~above & sector
+    wb = geo["w_base"]
 
-    px = min(dz, dx)
-    mr, mc = int(math.ceil((T + view["peri"] + 10) / dz)) + 2, int(math.ceil((T + view["peri"] + 10) / dx)) + 2
-    box = _bbox(cavity, mr, mc)
-    cav_c = _largest(cavity[box])
-    d_out = ndimage.distance_transform_edt(~cav_c, sampling=(dz, dx))
-    # at coarse grids keep at least the 8-neighbour ring so the band stays 4-connected
-    myo_c = (~cav_c) & (d_out <= max(T, 1.001 * math.hypot(dz, dx))) & above[box] & sector[box]
-    myo_c = _largest(myo_c)
-    la_box = _bbox(atrium, 1, 1)
-    la_c_mask = _largest(atrium[la_box])
-
-    label = np.zeros((size, size), np.uint8)
-    label[box][cav_c] = 1
-    label[box][myo_c] = 2
-    label[la_box][la_c_mask] = 3
-
-    # ---------------------------------------------------------------- echogenicity
-    edge = max(1.0, 0.6 * px)  # soft-edge width in mm
     coarse = _fields(view["coarse"], size)
     fine = _fields(view["fine"], size)
-    trab = _fields(view["trabec"], size)[0]
     tex, patch, clut = coarse[0], coarse[1], coarse[2]
+    label = np.zeros((size, size), np.uint8)
 
-    # tissue around the heart: patchy, darker towards the sector sides (lung) and far field
-    side = np.abs(x) / (z * math.tan(half) + 1e-3)
+    # tissue around the heart: patchy, darker towards the sector sides (lung)
+    side = np.abs(x) / (z * math.tan(f.half) + 1e-3)
     E = view["tissue"] * np.exp(0.5 * tex + 0.45 * fine[2]) * (1.0 - view["lung"] * _ramp(side - 0.75, 0.5))
     blood = q["blood"]
 
-    # left atrium (blood) with a thin brighter wall, open towards the mitral plane
+    # ---- left atrium: ellipse below the mitral plane (label), blood with a thin wall (image)
+    lab_box = f.box(L, la_c + la_b, -la_a, la_a, 8.0)
+    u, v = f.uv(lab_box)
+    du = u - la_c
+    rho2 = (du / la_b) ** 2 + (v / la_a) ** 2
+    atrium = _largest((rho2 <= 1.0) & (u > L) & sector[lab_box])
+    label[lab_box][atrium] = 3
     s_la = np.sqrt(du * du + v * v) * (1.0 - 1.0 / np.sqrt(np.maximum(rho2, 1e-6)))
-    la_wall = np.exp(-0.5 * ((s_la - 1.5) / 1.2) ** 2) * (u > L + 2)
-    E = E + 0.8 * la_wall
-    la_in = _ramp(-s_la + 0.6 * fine[0], edge) * _ramp(u - L - 1.0, edge)
-    E = E + (blood - E) * la_in
+    Eb = E[lab_box]
+    Eb += 0.8 * np.exp(-0.5 * ((s_la - 1.5) / 1.2) ** 2) * (u > L + 2)
+    la_in = _ramp(0.6 * fine[0][lab_box] - s_la, edge) * _ramp(u - L - 1.0, edge)
+    Eb += (blood - Eb) * la_in
 
     if four:  # right ventricle and atrium, dark and unlabelled, left of the septum
+        ra_a, ra_b = pat["ra_width"] / 2, pat["ra_length"] / 2
+        ra_v = -(la_a + 5.0 + ra_a)
+        ra_u = L - 4.0 + 0.85 * ra_b
         rv0 = pat["rv_start"] * L
+        rbox = f.box(rv0, ra_u + ra_b, ra_v - ra_a, 0.0, 8.0)
+        u, v = f.uv(rbox)
+        half_w = R * _bullet(u / L, tm, ann)
         w_rv = pat["rv_width"] * np.sqrt(np.clip((u - rv0) / (L - rv0), 0, 1))
         rv_out = w_rv - (-v - half_w - T)  # distance to the free wall, inside > 0
         rv_in = (-v) - half_w - T - 1.5  # distance from the septum, inside > 0
         rv = _ramp(np.minimum(rv_out, rv_in) - 1.0, 2 * edge) * _ramp(L - 3.0 - u, edge) * (u > rv0)
-        E = E + 0.6 * np.exp(-0.5 * ((rv_out + 1.5) / 1.5) ** 2) * (u > rv0) * (u < L)  # RV free wall
-        E = E + (blood - E) * rv
-        ra_a, ra_b = pat["ra_width"] / 2, pat["ra_length"] / 2
-        ra_v = -(la_a + 5.0 + ra_a)
-        ra_u = L - 4.0 + 0.85 * ra_b
+        Eb = E[rbox]
+        Eb += 0.6 * np.exp(-0.5 * ((rv_out + 1.5) / 1.5) ** 2) * ((u > rv0) & (u < L))  # RV free wall
+        Eb += (blood - Eb) * rv
         rho_ra = np.sqrt(((u - ra_u) / ra_b) ** 2 + ((v - ra_v) / ra_a) ** 2)
         ra = _ramp((1.0 - rho_ra) * min(ra_a, ra_b), 2 * edge) * (u > L - 4.0)
-        E = E + (blood - E) * ra
+        Eb += (blood - Eb) * ra
 
-    # LV: visible endocardium / epicardium jittered and trabeculated against the label
-    d = np.full((size, size), 1e3, np.float32)
-    d_c = np.where(cav_c, -ndimage.distance_transform_edt(cav_c, sampling=(dz, dx)) + 0.5 * px,
-                   d_out - 0.5 * px).astype(np.float32)
-    d[box] = d_c
-    gz, gx = np.gradient(d_c, dz, dx)
-    zb, xb = np.broadcast_to(z, r.shape)[box], np.broadcast_to(x, r.shape)[box]
-    cosb = np.abs(gz * zb + gx * xb) / (np.sqrt(gz * gz + gx * gx) * r[box] + 1e-6)
-    drop_c = 1.0 - q["drop"] * (1.0 - np.clip(cosb, 0, 1)) ** 2 * np.clip(0.65 + 0.45 * patch[box], 0.0, 1.0)
-    drop = np.ones((size, size), np.float32)
-    drop[box] = drop_c
+    # ---- LV: cavity (label), myocardium = cavity surroundings within the wall, above the mitral plane
+    margin = T + view["peri"] + 10.0
+    box = f.box(0.0, L, -R, R, margin)
+    u, v = f.uv(box)
+    av = np.abs(v)
+    half_w = R * _bullet(u / L, tm, ann)
+    sec = sector[box]
+    above = u <= L
+    cav = _largest((u >= 0) & above & (av <= half_w) & sec)
+    d_out = ndimage.distance_transform_edt(~cav, sampling=(dz, dx))
+    # at coarse grids keep at least the 8-neighbour ring so the band stays 4-connected
+    myo = _largest((~cav) & (d_out <= max(T, 1.001 * math.hypot(dz, dx))) & above & sec)
+    lb = label[box]
+    lb[cav] = 1
+    lb[myo] = 2
 
-    j_endo = view["jit_endo"] * fine[0] - view["trab"] * np.maximum(trab, 0.0)
-    j_epi = T + view["jit_epi"] * fine[1]
+    # visible endocardium / epicardium: jittered and trabeculated against the label
+    d = (d_out - 0.5 * px).astype(np.float32)
+    rows, cols = np.flatnonzero(cav.any(axis=1)), np.flatnonzero(cav.any(axis=0))
+    cb = slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2)
+    d_in = ndimage.distance_transform_edt(cav[cb], sampling=(dz, dx))
+    d[cb] = np.where(cav[cb], 0.5 * px - d_in, d[cb])
+    gz, gx = np.gradient(d, dz, dx)
+    zb, xb = z[box[0]], x[:, box[1]]
+    cosb = np.abs(gz * zb + gx * xb) / (np.sqrt((gz * gz + gx * gx) * (zb * zb + xb * xb)) + 1e-6)
+    drop = 1.0 - q["drop"] * (1.0 - np.minimum(cosb, 1.0)) ** 2 * np.clip(0.65 + 0.45 * patch[box], 0.0, 1.0)
+    trab = _fields(view["trabec"], size, box)[0]
+    fb = fine[:, box[0], box[1]]
+    j_endo = view["jit_endo"] * fb[0] - view["trab"] * np.maximum(trab, 0.0)
+    j_epi = T + view["jit_epi"] * fb[1]
     base_soft = _ramp(L + 0.5 - u, edge)
-    myo = _ramp(d - j_endo, edge) * _ramp(j_epi - d, 1.5 * edge) * base_soft
-    peri_band = _ramp(d - j_epi, edge) * _ramp(j_epi + view["peri"] - d, edge) * _ramp(L + 4.0 - u, 4.0)
+    Eb = E[box]
+    peri = _ramp(d - j_epi, edge) * _ramp(j_epi + view["peri"] - d, edge) * _ramp(L + 4.0 - u, 4.0)
     if four:
-        peri_band = peri_band * _ramp(v + half_w, 6.0)  # no pericardium along the septum
-    E = E + (view["peri_gain"] * drop - E) * peri_band
-    E = E + (1.0 * drop - E) * myo
-    lv_blood = _ramp(j_endo - d, edge) * base_soft
-    E = E + (blood - E) * lv_blood
-    endo_line = np.exp(-0.5 * ((d - j_endo) / 0.7) ** 2) * base_soft
-    E = E + 0.9 * drop * endo_line
+        peri *= _ramp(v + half_w, 6.0)  # no pericardium along the septum
+    Eb += (view["peri_gain"] * drop - Eb) * peri
+    Eb += (drop - Eb) * (_ramp(d - j_endo, edge) * _ramp(j_epi - d, 1.5 * edge) * base_soft)
+    Eb += (blood - Eb) * (_ramp(j_endo - d, edge) * base_soft)
+    Eb += 0.9 * drop * np.exp(-0.5 * ((d - j_endo) / 0.7) ** 2) * base_soft  # specular endocardium
+    # mitral leaflets (closed, bowed into the atrium) and the annulus
+    bow = L + acq["leaflet_bow"] * (1.0 - np.minimum((v / wb) ** 2, 1.0))
+    Eb += 1.2 * np.exp(-0.5 * ((u - bow) / 0.8) ** 2) * (av < wb) * np.clip(0.6 + 0.5 * fb[1], 0, 1)
+    Eb += 1.5 * np.exp(-0.5 * ((u - L) ** 2 + (av - wb - 1.5) ** 2) / 2.5**2)
 
-    # mitral leaflets (closed, bowed into the atrium) and annulus
-    wb = geo["w_base"]
-    bow = L + acq["leaflet_bow"] * (1.0 - np.clip(v / wb, -1, 1) ** 2)
-    leaflet = np.exp(-0.5 * ((u - bow) / 0.8) ** 2) * (av < wb) * np.clip(0.6 + 0.5 * fine[1], 0, 1)
-    E = E + 1.2 * leaflet
-    hinge = np.exp(-0.5 * ((u - L) ** 2 + (av - wb - 1.5) ** 2) / 2.5**2)
-    E = E + 1.5 * hinge
-
-    # near-field clutter and reverberation
+    # ---- near-field clutter and reverberation
     c = q["clutter"] * acq["clutter"]
-    haze = np.exp(-z / (view["apex_depth"] * 0.6 + 8.0)) * np.clip(0.6 + 0.5 * clut, 0.1, 2.0)
-    E = E + c * (0.5 * haze + 0.15 * np.exp(-0.5 * ((r - view["reverb"][0]) / 1.5) ** 2)
-                 + 0.1 * np.exp(-0.5 * ((r - view["reverb"][1]) / 1.5) ** 2))
+    E += (c * 0.5) * np.exp(-z / (view["apex_depth"] * 0.6 + 8.0)) * np.clip(0.6 + 0.5 * clut, 0.1, 2.0)
+    near = slice(0, min(size, math.ceil((max(view["reverb"]) + 6.0) / dz)))
+    r = np.sqrt(x * x + z[near] * z[near])
+    E[near] += c * (0.15 * np.exp(-0.5 * ((r - view["reverb"][0]) / 1.5) ** 2) + 0.1 * np.exp(-0.5 * ((r - view["reverb"][1]) / 1.5) ** 2))
 
     # residual attenuation after partial TGC, electronic noise rising with depth
-    zn = z / depth
-    E = E * (10.0 ** (-(view["atten_db"] * zn) / 10.0)) + 10.0 ** ((q["noise_db"] + 8.0 * zn) / 10.0)
+    zn = z / f.depth
+    E *= 10.0 ** (-(view["atten_db"] * zn) / 10.0)
+    E += 10.0 ** ((q["noise_db"] + 8.0 * zn) / 10.0)
 
     # speckle: complex Gaussian scatterers filtered by the PSF (widens laterally with depth)
-    amp = np.sqrt(E).astype(np.float32)
     field = noise.standard_normal((2, size, size), dtype=np.float32)
-    field *= amp * np.float32(math.sqrt(0.5))
+    field *= np.sqrt(E * 0.5, dtype=np.float32)
     field = ndimage.correlate1d(field, _kernel(view["ax_mm"] * q["psf"] / dz), axis=1, mode="reflect")
     bands = 4
     edges = np.linspace(0, size, bands + 1).astype(int)
@@ -345,12 +399,14 @@ def _render(pat: dict, view: dict, geo: dict, four: bool, acq: dict, size: int,
         depth_frac = (edges[b] + edges[b + 1]) / (2.0 * size)
         sig = view["lat_mm"] * q["psf"] * (0.8 + 1.4 * depth_frac) / dx
         field[:, rows] = ndimage.correlate1d(field[:, rows], _kernel(sig), axis=2, mode="reflect")
-    inten = field[0] ** 2 + field[1] ** 2
+    inten = field[0] * field[0] + field[1] * field[1]
 
     # log compression: myocardium at about 60 % grey at the nominal gain
-    db = 10.0 * np.log10(inten + 1e-12) + acq["gain_db"]
     dr = view["dyn_range"]
-    img = np.clip((db + 0.62 * dr) * (255.0 / dr), 0, 255)
+    img = np.log10(inten + 1e-12)
+    img *= 10.0 * 255.0 / dr
+    img += (acq["gain_db"] + 0.62 * dr) * 255.0 / dr
+    np.clip(img, 0, 255, out=img)
     img[~sector] = 0
     label[~sector] = 0
     return img.astype(np.uint8), label, np.array([dz, dx], np.float64)
@@ -378,14 +434,14 @@ def _check(size: int, patients: int, seed: int, splits) -> tuple[int, int, int]:
     if len(parts) != 3 or any(s < 0 for s in parts):
         raise BenchError(f"echo-phantom: splits={splits!r} is invalid; give three non-negative patient counts (train, val, test)")
     if sum(parts) != patients:
-        raise BenchError(
-            f"echo-phantom: splits {parts} sum to {sum(parts)}, not patients={patients}; make them add up")
+        raise BenchError(f"echo-phantom: splits {parts} sum to {sum(parts)}, not patients={patients}; make them add up")
     return parts  # type: ignore[return-value]
 
 
 @datasets.register("echo-phantom")
-def echo_phantom(*, size: int, root: Path | None = None, patients: int = _DEFAULT_PATIENTS, seed: int = 0,
-                 splits: tuple[int, int, int] | None = None) -> Data:
+def echo_phantom(
+    *, size: int, root: Path | None = None, patients: int = _DEFAULT_PATIENTS, seed: int = 0, splits: tuple[int, int, int] | None = None
+) -> Data:
     """CAMUS-like apical 2CH/4CH views at ED and ES, `patients` x 4 images of `size` x `size`.
 
     `root` is ignored. `splits` are patient counts (train, val, test); by default
@@ -397,8 +453,8 @@ def echo_phantom(*, size: int, root: Path | None = None, patients: int = _DEFAUL
     order = _rng(seed, 0, _SPLIT, patients).permutation(patients)
     split_of = np.empty(patients, dtype=object)
     split_of[order[: splits[0]]] = "train"
-    split_of[order[splits[0]: splits[0] + splits[1]]] = "val"
-    split_of[order[splits[0] + splits[1]:]] = "test"
+    split_of[order[splits[0] : splits[0] + splits[1]]] = "val"
+    split_of[order[splits[0] + splits[1] :]] = "test"
 
     n = patients * 4
     images = np.empty((n, size, size), np.uint8)
@@ -414,24 +470,43 @@ def echo_phantom(*, size: int, root: Path | None = None, patients: int = _DEFAUL
             for ph, phname in enumerate(PHASES):
                 geo = geos[ph]
                 g = _rng(seed, p, _ACQ, v, ph)
-                acq = dict(gain_db=float(g.normal(0.0, 1.5)), clutter=float(g.uniform(0.8, 1.2)),
-                           leaflet_bow=float(g.uniform(1.0, 4.0)))
+                acq = dict(gain_db=float(g.normal(0.0, 1.5)), clutter=float(g.uniform(0.8, 1.2)), leaflet_bow=float(g.uniform(1.0, 4.0)))
                 img, lab, sp = _render(pat, view, geo, v == 1, acq, size, _rng(seed, p, _NOISE, v, ph, size))
                 images[i], labels[i], spacing[i] = img, lab, sp
-                rows.append(dict(
-                    id=f"patient{p:04d}_{vname}_{phname}", patient=f"patient{p:04d}", view=vname, phase=phname,
-                    split=split_of[p - 1], quality=pat["quality"], ef=pat["ef"], age=pat["age"], sex=pat["sex"],
-                    edv_ml=geos[0]["volume"], esv_ml=geos[1]["volume"], lv_volume_ml=geo["volume"],
-                    lv_length_mm=geo["length"], lv_diameter_mm=2 * geo["radius"], wall_mm=geo["wall"],
-                    la_width_mm=2 * geo["la_a"], la_length_mm=2 * geo["la_b"],
-                    tilt_deg=math.degrees(view["tilt"]), apex_depth_mm=view["apex_depth"],
-                    apex_x_mm=view["apex_x"], depth_mm=view["depth"],
-                    sector_deg=2 * math.degrees(view["half_angle"]),
-                ))
+                rows.append(
+                    dict(
+                        id=f"patient{p:04d}_{vname}_{phname}",
+                        patient=f"patient{p:04d}",
+                        view=vname,
+                        phase=phname,
+                        split=split_of[p - 1],
+                        quality=pat["quality"],
+                        ef=pat["ef"],
+                        age=pat["age"],
+                        sex=pat["sex"],
+                        edv_ml=geos[0]["volume"],
+                        esv_ml=geos[1]["volume"],
+                        lv_volume_ml=geo["volume"],
+                        lv_length_mm=geo["length"],
+                        lv_diameter_mm=2 * geo["radius"],
+                        wall_mm=geo["wall"],
+                        la_width_mm=2 * geo["la_a"],
+                        la_length_mm=2 * geo["la_b"],
+                        tilt_deg=math.degrees(view["tilt"]),
+                        apex_depth_mm=view["apex_depth"],
+                        apex_x_mm=view["apex_x"],
+                        depth_mm=view["depth"],
+                        sector_deg=2 * math.degrees(view["half_angle"]),
+                    )
+                )
                 i += 1
     info = pd.DataFrame(rows)
     return Data(
-        name="echo-phantom", images=images, labels=labels, spacing=spacing, info=info,
+        name="echo-phantom",
+        images=images,
+        labels=labels,
+        spacing=spacing,
+        info=info,
         fingerprint=fingerprint("echo-phantom", GENERATOR_VERSION, size, patients, seed, splits),
         options=dict(size=size, patients=patients, seed=seed, splits=splits, generator_version=GENERATOR_VERSION),
     )

@@ -26,7 +26,8 @@ def sector_mask(depth_mm: float, sector_deg: float, spacing: np.ndarray, size: i
     z = (idx * spacing[0])[:, None]
     x = ((idx - size / 2) * spacing[1])[None, :]
     half = math.radians(sector_deg / 2)
-    return (np.hypot(x, z) <= depth_mm) & (np.abs(x) <= z * math.tan(half))
+    eps = 1e-6  # mm: pixels exactly on the sector edge may go either way
+    return (np.sqrt(x * x + z * z) <= depth_mm + eps) & (np.abs(x) <= z * math.tan(half) + eps)
 
 
 def test_shapes_dtypes_and_ids(data):
@@ -35,8 +36,7 @@ def test_shapes_dtypes_and_ids(data):
     assert data.images.shape == data.labels.shape == (n, SIZE, SIZE)
     assert data.images.dtype == np.uint8 and data.labels.dtype == np.uint8
     assert data.spacing.shape == (n, 2) and data.spacing.dtype == np.float64
-    assert data.ids[:5] == ["patient0001_2CH_ED", "patient0001_2CH_ES", "patient0001_4CH_ED",
-                            "patient0001_4CH_ES", "patient0002_2CH_ED"]
+    assert data.ids[:5] == ["patient0001_2CH_ED", "patient0001_2CH_ES", "patient0001_4CH_ED", "patient0001_4CH_ES", "patient0002_2CH_ED"]
     for col in ("id", "patient", "view", "phase", "split", "quality", "ef", "age", "sex"):
         assert col in data.info.columns
     assert set(data.info["quality"]) <= {"good", "medium", "poor"}
@@ -118,8 +118,13 @@ def test_splits_by_patient():
 
 @pytest.mark.parametrize(
     "options",
-    [dict(patients=2), dict(patients=10, splits=(5, 2, 2)), dict(patients=10, splits=(12, -1, -1)),
-     dict(patients=10, seed=-1), dict(patients=10, splits=(8, 2))],
+    [
+        dict(patients=2),
+        dict(patients=10, splits=(5, 2, 2)),
+        dict(patients=10, splits=(12, -1, -1)),
+        dict(patients=10, seed=-1),
+        dict(patients=10, splits=(8, 2)),
+    ],
 )
 def test_bad_options_raise(options):
     with pytest.raises(BenchError):
