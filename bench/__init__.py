@@ -5,11 +5,20 @@ The public API. Plugins in `methods/` and `datasets/` import only from here.
 
 __version__ = "0.1.0"
 
+from bench.cache import CACHE_ENV, cache_fingerprint, cached, default_cache_dir
 from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, datasets, fingerprint, load_dataset
 from bench.errors import BenchError
 from bench.flagging import mixture_flags
 from bench.method import Detector, Recipe, Refurbisher, Trainer, detectors, methods, refurbishers, register_recipe, trainers
-from bench.metrics import detection_summary, dice_per_structure, segmentation_summary
+from bench.metrics import (
+    detection_summary,
+    dice_per_structure,
+    evaluate_segmentation,
+    pixel_localisation,
+    refurbishment_summary,
+    segmentation_summary,
+    surface_metrics,
+)
 from bench.model import NUM_CLASSES, build_model
 from bench.noise import NoiseGenerator, NoiseResult, NoiseSpec, Param, apply_noise, noises, parse_noise
 from bench.protocols import Protocol, protocols
@@ -18,6 +27,7 @@ from bench.training import TrialState, per_sample_loss
 from bench.trial import run_trial
 
 __all__ = [
+    "CACHE_ENV",
     "INFO_COLUMNS",
     "LABEL_NAMES",
     "NUM_CLASSES",
@@ -39,10 +49,14 @@ __all__ = [
     "__version__",
     "apply_noise",
     "build_model",
+    "cache_fingerprint",
+    "cached",
     "datasets",
+    "default_cache_dir",
     "detection_summary",
     "detectors",
     "dice_per_structure",
+    "evaluate_segmentation",
     "fingerprint",
     "load_dataset",
     "methods",
@@ -50,10 +64,13 @@ __all__ = [
     "noises",
     "parse_noise",
     "per_sample_loss",
+    "pixel_localisation",
     "protocols",
     "refurbishers",
+    "refurbishment_summary",
     "register_recipe",
     "run_trial",
     "segmentation_summary",
+    "surface_metrics",
     "trainers",
 ]
