@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from bench import BenchError, Data, datasets, fingerprint
+from bench import BenchError, Data, cached, datasets
 
 #: Bump whenever the generator's output changes (it is part of the fingerprint).
 GENERATOR_VERSION = "1"
@@ -440,16 +440,30 @@ def _check(size: int, patients: int, seed: int, splits) -> tuple[int, int, int]:
 
 @datasets.register("echo-phantom")
 def echo_phantom(
-    *, size: int, root: Path | None = None, patients: int = _DEFAULT_PATIENTS, seed: int = 0, splits: tuple[int, int, int] | None = None
+    *,
+    size: int,
+    root: Path | None = None,
+    patients: int = _DEFAULT_PATIENTS,
+    seed: int = 0,
+    splits: tuple[int, int, int] | None = None,
+    cache_dir: Path | None = None,
 ) -> Data:
     """CAMUS-like apical 2CH/4CH views at ED and ES, `patients` x 4 images of `size` x `size`.
 
     `root` is ignored. `splits` are patient counts (train, val, test); by default
     (400, 50, 50) for 500 patients, else 80 / 10 / 10 % (at least one each).
+    Generated once per (size, patients, seed, splits, generator version) and
+    cached like CAMUS (`bench.cached`); the fingerprint hashes those parameters.
     """
     del root
     splits = _check(size, patients, seed, splits)
     size, patients, seed = int(size), int(patients), int(seed)
+    params = dict(size=size, patients=patients, seed=seed, splits=list(splits), generator_version=GENERATOR_VERSION)
+    return cached("echo-phantom", params, None, lambda: _generate(size, patients, seed, splits), cache_dir)
+
+
+def _generate(size: int, patients: int, seed: int, splits: tuple[int, int, int]) -> Data:
+    """Render every image of the phantom (the uncached path of `echo_phantom`)."""
     order = _rng(seed, 0, _SPLIT, patients).permutation(patients)
     split_of = np.empty(patients, dtype=object)
     split_of[order[: splits[0]]] = "train"
@@ -507,6 +521,6 @@ def echo_phantom(
         labels=labels,
         spacing=spacing,
         info=info,
-        fingerprint=fingerprint("echo-phantom", GENERATOR_VERSION, size, patients, seed, splits),
+        fingerprint="",  # set by the cache from the parameters
         options=dict(size=size, patients=patients, seed=seed, splits=splits, generator_version=GENERATOR_VERSION),
     )

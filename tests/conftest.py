@@ -1,6 +1,17 @@
-"""Shared fixtures: one quiet local Ray for the whole session (a start costs seconds)."""
+"""Shared fixtures: a private dataset cache, and one quiet local Ray for the whole session."""
+
+import os
+import shutil
+import tempfile
 
 import pytest
+
+# Set before anything (Ray workers included) reads it: tests never touch the user's cache.
+os.environ["ECHO_NOISE_BENCH_CACHE"] = tempfile.mkdtemp(prefix="enb-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(os.environ["ECHO_NOISE_BENCH_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
