@@ -25,7 +25,7 @@ from scipy import ndimage
 from bench import BenchError, Data, cached, datasets
 
 #: Bump whenever the generator's output changes (it is part of the fingerprint).
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 VIEWS = ("2CH", "4CH")
 PHASES = ("ED", "ES")
@@ -211,13 +211,18 @@ def _basis(size: int, k: int) -> np.ndarray:
     centres = np.linspace(-0.1, 1.1, k)
     h = 1.2 / (k - 1)
     b = np.exp(-0.5 * ((pos[:, None] - centres[None, :]) / h) ** 2)
+    b[b < 1e-6] = 0.0  # float32 denormals in the tails would make every product ~30x slower
     return (b / np.sqrt((b**2).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
 def _fields(coef: np.ndarray, size: int, box: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
     """Smooth unit-variance random fields (one per leading index of `coef`), over `box` of the image."""
     b = _basis(size, coef.shape[-1])
-    return b[box[0]] @ coef.astype(np.float32) @ b[box[1]].T
+    rows, cols = b[box[0]], b[box[1]]
+    # one 2-D matrix product per side: numpy's stacked matmul is several times slower here
+    left = np.matmul(rows, coef.astype(np.float32))  # (..., h, k)
+    out = left.reshape(-1, left.shape[-1]) @ cols.T
+    return out.reshape(*left.shape[:-1], cols.shape[0])
 
 
 def _kernel(sigma_px: float) -> np.ndarray:
