@@ -32,8 +32,14 @@ class Trainer:
         """Create `state.model` (the model evaluated at the end) and whatever else the rule needs."""
         raise NotImplementedError
 
-    def step(self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """One update on a batch; return its detached per-sample training losses (B,)."""
+    def step(
+        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update on a batch; return its detached per-sample losses (B,) and the logits (B, C, H, W) they came from.
+
+        The loop records both for every sample every epoch (losses, and overlaps of the
+        argmax with the training label), so detectors never need an extra pass for them.
+        """
         raise NotImplementedError
 
 
@@ -75,20 +81,25 @@ class Recipe:
     trainer: str = "standard"
     detector: str | None = None
     refurbisher: str | None = None
-    #: detection and refurbishment happen after round(detect_at x epochs) epochs
+    #: detection and refurbishment happen after round(detect_at x epochs) epochs (1.0: after training,
+    #: for methods that act during training and score at the end)
     detect_at: float = 0.5
     trainer_params: dict[str, Any] = field(default_factory=dict)
     detector_params: dict[str, Any] = field(default_factory=dict)
     refurbisher_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.detect_at < 1.0:
-            raise ValueError(f"recipe {self.name}: detect_at must be in (0, 1)")
+        if not 0.0 < self.detect_at <= 1.0:
+            raise ValueError(f"recipe {self.name}: detect_at must be in (0, 1]")
+        if self.refurbisher is not None and self.detect_at == 1.0:
+            raise ValueError(f"recipe {self.name}: refurbishing after the last epoch changes nothing; detect_at < 1")
         if self.refurbisher is not None and self.detector is None:
             raise ValueError(f"recipe {self.name}: a refurbisher needs a detector")
 
     def detect_epoch(self, epochs: int) -> int:
-        """The epoch count after which detection and refurbishment happen (1 .. epochs - 1 where possible)."""
+        """The epoch count after which detection and refurbishment happen (1 .. epochs - 1 where possible; epochs for 1.0)."""
+        if self.detect_at == 1.0:
+            return epochs
         return min(max(1, round(self.detect_at * epochs)), max(1, epochs - 1))
 
     def describe(self) -> dict[str, Any]:

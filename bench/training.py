@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from bench.data import STRUCTURES
 from bench.method import Detector, Recipe, Refurbisher, Trainer, detectors, refurbishers, trainers
 from bench.model import NUM_CLASSES, build_model
 from bench.protocols import Protocol
@@ -37,10 +39,17 @@ class TrialState:
     generator: torch.Generator
     model: torch.nn.Module | None = None
     epoch: int = 0
+    info: pd.DataFrame | None = None  # one metadata row per training sample (id, patient, view, phase, ...)
     losses: list[np.ndarray] = field(default_factory=list)  # one (N,) array per finished epoch
+    #: one (N, 3, 3) int array per finished epoch: per sample and structure, pixels of
+    #: (prediction AND training label, prediction, training label), from the training pass itself
+    overlaps: list[np.ndarray] = field(default_factory=list)
     scores: np.ndarray | None = None
     flags: np.ndarray | None = None
     refurbished: np.ndarray | None = None  # bool (N,): samples whose label or weight a refurbisher changed
+    pixel_flags: np.ndarray | None = None  # bool (N, H, W): pixels a detector marks as mislabelled, where it gives maps
+    #: the noise truth (which samples are corrupted); only reference detectors (`oracle`) may read it
+    truth_corrupted: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # per-method scratch space
 
     @property
@@ -65,6 +74,21 @@ class TrialState:
         return torch.cat(out)
 
 
+def overlaps(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) pixel counts per sample and structure: (pred AND target, pred, target), from label maps (B, H, W)."""
+    values = torch.tensor(list(STRUCTURES), device=pred.device).view(1, -1, 1, 1)
+    p = pred.unsqueeze(1) == values
+    t = target.unsqueeze(1) == values
+    return torch.stack([(p & t).flatten(2).sum(2), p.flatten(2).sum(2), t.flatten(2).sum(2)], dim=2)
+
+
+def overlap_dice(counts: np.ndarray) -> np.ndarray:
+    """Per-sample, per-structure Dice (..., 3) from `overlaps` counts; 1 where both are empty."""
+    inter, pred, target = counts[..., 0], counts[..., 1], counts[..., 2]
+    total = pred + target
+    return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
+
+
 def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float) -> torch.Tensor:
     """Cross-entropy (mean over pixels) + dice_weight x (1 - mean foreground soft Dice), one value per sample."""
     ce = F.cross_entropy(logits, target, reduction="none").flatten(1).mean(1)
@@ -87,15 +111,18 @@ class StandardTrainer(Trainer):
         state.model = build_model(p)
         self.optimizer = torch.optim.Adam(state.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 
-    def step(self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         state.model.train()
-        losses = per_sample_loss(state.model(x), y, state.protocol.dice_weight)
+        logits = state.model(x)
+        losses = per_sample_loss(logits, y, state.protocol.dice_weight)
         total = w.sum()
         if total > 0:
             self.optimizer.zero_grad(set_to_none=True)
             ((losses * w).sum() / total).backward()
             self.optimizer.step()
-        return losses.detach()
+        return losses.detach(), logits.detach()
 
 
 @dataclass
@@ -126,9 +153,14 @@ def fit(state: TrialState, recipe: Recipe, on_epoch: EpochCallback | None = None
     for epoch in range(epochs):
         t0 = time.perf_counter()
         epoch_losses = torch.zeros(state.n)
+        epoch_overlaps = torch.zeros(state.n, len(STRUCTURES), 3, dtype=torch.int64)
         for index in state.batches(shuffle=True):
-            epoch_losses[index] = trainer.step(state, index, state.images[index], state.labels[index], state.weights[index])
+            y = state.labels[index]
+            losses, logits = trainer.step(state, index, state.images[index], y, state.weights[index])
+            epoch_losses[index] = losses
+            epoch_overlaps[index] = overlaps(logits.argmax(1), y)
         state.losses.append(epoch_losses.numpy().astype(np.float64))
+        state.overlaps.append(epoch_overlaps.numpy())
         state.epoch = epoch + 1
         t1 = time.perf_counter()
         if detector is not None:

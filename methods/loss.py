@@ -30,14 +30,18 @@ class LossDetector(Detector):
         return mixture_flags(scores)
 
 
-register_recipe(
-    Recipe(
-        name="loss-refurb",
-        description="Loss detector (mean loss over the 3 epochs before detection, mixture flags) at half of "
-        "training; flagged labels replaced by the model's pseudo-labels; training goes on on the refurbished labels.",
-        detector="loss",
-        refurbisher="pseudo-label",
-        detect_at=0.5,
-        detector_params={"window": 3},
+for _name, _refurbisher, _what in (
+    ("loss-refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
+    ("loss-discard", "discard", "dropped from the loss"),
+):
+    register_recipe(
+        Recipe(
+            name=_name,
+            description="Loss detector (mean loss over the 3 epochs before detection, mixture flags) at half of "
+            f"training; flagged samples {_what}; training goes on.",
+            detector="loss",
+            refurbisher=_refurbisher,
+            detect_at=0.5,
+            detector_params={"window": 3},
+        )
     )
-)
