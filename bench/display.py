@@ -82,7 +82,8 @@ class TrialDisplay(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get("done"):
-            self._update(trial, status=result.get("status", "?"), epoch=result["epoch"], epochs=result["epochs"], dice=result.get("dice_mean"))
+            status = result.get("status", "?")
+            self._update(trial, status=status, epoch=result["epoch"], epochs=result["epochs"], dice=result.get("dice_mean"))
         else:
             self._update(trial, status="running", epoch=result["epoch"], epochs=result["epochs"], loss=result["train_loss"])
 

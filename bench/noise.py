@@ -1,20 +1,29 @@
 """Label-noise generators: corrupt a fraction of training labels and keep the truth.
 
 Spec: `TYPE:LEVEL[,key=value...]` (for example `systematic:0.5`,
-`random:0.25,max_mm=6`), LEVEL the fraction of samples corrupted; `none` is the
-clean reference. Which samples are corrupted depends only on (seed, sample id),
-and the set at a lower level is a subset of the set at a higher level, so
-curves over levels compare like with like. Sizes are in mm, converted with each
-image's spacing. Test labels are never passed here.
+`random:0.25,max_mm=6`, `omission:0.5,structure=la`), LEVEL the fraction of
+samples corrupted; `none` is the clean reference. Which samples are corrupted
+depends only on (seed, sample id), and the set at a lower level is a subset of
+the set at a higher level, so curves over levels compare like with like. Sizes
+are in mm, converted with each image's spacing. Test labels are never passed here.
+
+A generator sees one clean label at a time plus a `NoiseContext` (all clean
+labels of the split, their spacing, ids and metadata), so error models that need
+another frame (`temporal`) fit the same interface. Every corrupted label is
+then made valid by one shared step (`make_valid`): values 0..3, each structure
+one 8-connected component and no hole in the heart (label > 0), wherever the
+clean label satisfied the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from bench.data import STRUCTURES
@@ -24,6 +33,8 @@ from bench.registry import Registry
 _STRUCTURE_VALUE = {name: value for value, name in STRUCTURES.items()}
 #: the label a structure grows into (dilation) and gives back (erosion)
 _NEIGHBOUR = {1: 2, 2: 0, 3: 0}
+_EIGHT = np.ones((3, 3), dtype=bool)
+_PHASE_PARTNER = {"ED": "ES", "ES": "ED"}
 
 
 @dataclass(frozen=True)
@@ -45,26 +56,77 @@ class Param:
         try:
             value = type(self.default)(text)
         except ValueError:
-            raise BenchError(f"noise spec '{spec}': {key}={text} is not a number; {self.allowed()}") from None
+            raise BenchError(f"noise spec '{spec}': {key}={text} is not a {self.kind()}; {self.allowed()}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BenchError(f"noise spec '{spec}': {key}={text} is not finite; {self.allowed()}")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise BenchError(f"noise spec '{spec}': {key}={text} is out of range; {self.allowed()}")
         return value
+
+    def kind(self) -> str:
+        """'number' or 'whole number'."""
+        return "whole number" if isinstance(self.default, int) else "number"
 
     def allowed(self) -> str:
         """The allowed values, in words."""
         if self.choices is not None:
             return "one of " + ", ".join(self.choices)
-        return f"a {type(self.default).__name__} in [{self.low}, {self.high}]"
+        return f"a {type(self.default).__name__} in [{self.low:g}, {self.high:g}]"
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseContext:
+    """Everything a generator may look at besides the label it corrupts (all clean).
+
+    labels: uint8 (N, H, W) clean labels of the split; spacing: (N, 2) mm per
+    (row, col); ids: sample ids; info: one row per sample with at least id,
+    patient, view, phase (None when the caller has no metadata).
+    """
+
+    labels: np.ndarray
+    spacing: np.ndarray
+    ids: list[str]
+    info: pd.DataFrame | None = None
+
+    def partner(self, index: int) -> int:
+        """Index of the other frame (ED <-> ES) of sample `index`'s patient and view; BenchError when absent."""
+        j = int(self.partners()[index])
+        if j < 0:
+            raise BenchError(f"sample '{self.ids[index]}' has no other frame (ED <-> ES) of the same patient and view in the labels given")
+        return j
+
+    def partners(self) -> np.ndarray:
+        """Per sample, the index of its other frame (ED <-> ES), or -1 where it is absent (cached)."""
+        cached = self.__dict__.get("_partners")
+        if cached is not None:
+            return cached
+        if self.info is None or not {"patient", "view", "phase"} <= set(self.info.columns):
+            raise BenchError("temporal noise needs the samples' metadata (patient, view, phase); pass info= to apply_noise")
+        key = list(zip(self.info["patient"], self.info["view"], self.info["phase"], strict=True))
+        where = {k: i for i, k in enumerate(key)}
+        out = np.array([where.get((p, v, _PHASE_PARTNER.get(str(ph), "?")), -1) for p, v, ph in key], dtype=np.int64)
+        object.__setattr__(self, "_partners", out)
+        return out
 
 
 class NoiseGenerator:
-    """Base of every generator: `corrupt` one label map given its spacing and a private RNG."""
+    """Base of every generator: `corrupt` one clean label map, given its spacing, a private RNG and the context.
+
+    Subclasses set `name`, `params` (key -> Param) and document each parameter
+    and its default in the class docstring. `check` runs once before any sample
+    is corrupted, to reject input the generator cannot handle with one line.
+    """
 
     name: str = ""
     params: dict[str, Param] = {}
 
-    def corrupt(self, label: np.ndarray, spacing: np.ndarray, rng: np.random.Generator, **params: Any) -> np.ndarray:
-        """Return a corrupted copy of `label` (uint8 H x W); `spacing` is mm per (row, col)."""
+    def check(self, context: NoiseContext, corrupted: np.ndarray, **params: Any) -> None:
+        """Raise BenchError if these samples cannot be corrupted by this generator (default: anything goes)."""
+
+    def corrupt(
+        self, label: np.ndarray, spacing: np.ndarray, rng: np.random.Generator, context: NoiseContext, index: int, **params: Any
+    ) -> np.ndarray:
+        """Return a corrupted copy of `label` (uint8 H x W, sample `index` of the context); `spacing` is mm per (row, col)."""
         raise NotImplementedError
 
 
@@ -97,15 +159,16 @@ def parse_noise(spec: str) -> NoiseSpec:
     head, *pairs = spec.split(",")
     if ":" not in head:
         raise BenchError(f"malformed noise spec '{spec}'; use TYPE:LEVEL[,key=value...], e.g. systematic:0.5, or none")
-    type_name, level_text = head.split(":", 1)
+    type_name, level_text = (s.strip() for s in head.split(":", 1))
     gen = noises.get(type_name)
     try:
         level = float(level_text)
     except ValueError:
         raise BenchError(f"noise spec '{spec}': level '{level_text}' is not a number; use a fraction in [0, 1]") from None
-    if not 0.0 <= level <= 1.0:
+    if not 0.0 <= level <= 1.0:  # also rejects nan
         raise BenchError(f"noise spec '{spec}': level {level_text} is outside [0, 1]; it is the fraction of samples corrupted")
     params = {k: p.default for k, p in gen.params.items()}
+    seen: set[str] = set()
     for pair in pairs:
         if "=" not in pair:
             raise BenchError(f"malformed noise spec '{spec}': '{pair}' is not key=value")
@@ -113,6 +176,9 @@ def parse_noise(spec: str) -> NoiseSpec:
         if key not in gen.params:
             keys = ", ".join(sorted(gen.params)) or "none"
             raise BenchError(f"noise spec '{spec}': unknown key '{key}' for {type_name}; allowed keys: {keys}")
+        if key in seen:
+            raise BenchError(f"noise spec '{spec}': key '{key}' is given twice; give each key once")
+        seen.add(key)
         params[key] = gen.params[key].parse(key, value, spec)
     return NoiseSpec(type_name, level, params)
 
@@ -139,7 +205,7 @@ def _unit(seed: int, key: str) -> int:
 
 def select_corrupted(ids: list[str], level: float, seed: int) -> np.ndarray:
     """Exactly round(level x N) samples, ranked by a hash of (seed, id): nested across levels."""
-    n_bad = int(round(level * len(ids)))
+    n_bad = round(level * len(ids))
     priority = np.array([_unit(seed, f"select:{i}") for i in ids], dtype=np.uint64)
     order = np.argsort(priority, kind="stable")
     mask = np.zeros(len(ids), dtype=bool)
@@ -158,42 +224,267 @@ def label_dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.mean(scores, axis=0)
 
 
-def apply_noise(spec: NoiseSpec | str, labels: np.ndarray, spacing: np.ndarray, ids: list[str], seed: int) -> NoiseResult:
-    """Corrupt `labels` (N, H, W) by `spec`; deterministic in (spec, seed, ids)."""
+def _dice_from_crops(a: np.ndarray, b: np.ndarray) -> float:
+    """label_dice of one pair from their joint histogram (crops holding every non-zero pixel of both)."""
+    joint = np.bincount((a.astype(np.intp) * 4 + b).ravel(), minlength=16).reshape(4, 4)
+    scores = []
+    for s in STRUCTURES:
+        total = joint[s, :].sum() + joint[:, s].sum()
+        scores.append(2.0 * joint[s, s] / total if total else 1.0)
+    return float(np.mean(scores))
+
+
+def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
+    """Bounding box of `mask`'s True pixels grown by `margin` (clipped to the image), or None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)), slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
+
+
+def apply_noise(
+    spec: NoiseSpec | str,
+    labels: np.ndarray,
+    spacing: np.ndarray,
+    ids: list[str],
+    seed: int,
+    info: pd.DataFrame | None = None,
+) -> NoiseResult:
+    """Corrupt `labels` (N, H, W) by `spec`; deterministic in (spec, seed, ids, labels).
+
+    `info` (one row per label with patient, view, phase, as `Data.info`) is needed
+    only by generators that look at other samples (`temporal`).
+    """
     if isinstance(spec, str):
         spec = parse_noise(spec)
+    labels = np.asarray(labels)
+    if labels.ndim != 3 or len(ids) != len(labels) or np.asarray(spacing).shape != (len(labels), 2):
+        raise ValueError(f"labels {labels.shape}, {len(ids)} ids and spacing {np.shape(spacing)} disagree")
     noisy = labels.copy()
+    changed = np.zeros(labels.shape, dtype=bool)
+    dice = np.ones(len(ids))
     if spec.type == "none":
-        corrupted = np.zeros(len(ids), dtype=bool)
-    else:
-        gen = noises.get(spec.type)()
-        corrupted = select_corrupted(ids, spec.level, seed)
-        for i in np.flatnonzero(corrupted):
-            rng = np.random.default_rng([_unit(seed, f"{spec.type}:{ids[i]}")])
-            noisy[i] = gen.corrupt(labels[i], spacing[i], rng, **spec.params)
-    return NoiseResult(spec, noisy, corrupted, noisy != labels, label_dice(labels, noisy))
+        return NoiseResult(spec, noisy, np.zeros(len(ids), dtype=bool), changed, dice)
+    gen = noises.get(spec.type)()
+    corrupted = select_corrupted(ids, spec.level, seed)
+    context = NoiseContext(labels, np.asarray(spacing, dtype=float), list(ids), info)
+    gen.check(context, corrupted, **spec.params)
+    for i in np.flatnonzero(corrupted):
+        rng = np.random.default_rng([_unit(seed, f"{spec.type}:{ids[i]}")])
+        out = gen.corrupt(labels[i], context.spacing[i], rng, context, int(i), **spec.params)
+        box = _box((labels[i] > 0) | (out > 0))
+        if box is None:
+            continue
+        clean_crop = labels[i][box]
+        out_crop = make_valid(clean_crop, out[box])
+        noisy[i][box] = out_crop
+        changed[i][box] = out_crop != clean_crop
+        dice[i] = _dice_from_crops(clean_crop, out_crop)
+    return NoiseResult(spec, noisy, corrupted, changed, dice)
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """Pixels not in `mask` that no 4-connected path of non-mask pixels joins to the image border."""
+    lab, n = ndimage.label(~mask)
+    if n == 0:
+        return np.zeros_like(mask)
+    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    inside = np.ones(n + 1, dtype=bool)
+    inside[border] = False
+    inside[0] = False
+    return inside[lab]
+
+
+def _n_components(mask: np.ndarray) -> int:
+    box = _box(mask)  # labelling costs per pixel: label the bounding box only
+    return 0 if box is None else int(ndimage.label(mask[box], _EIGHT)[1])
+
+
+def _fill_nearest(out: np.ndarray, where: np.ndarray, source: np.ndarray) -> None:
+    """Give each pixel of `where` the label of the nearest pixel of `source` (in place).
+
+    Used where every `where` pixel reaches its nearest source through `where`
+    pixels only (dropped fragments, enclosed holes), so that source pixel is
+    next to `where` and the bounding box of `where` plus one pixel holds it.
+    """
+    box = _box(where, 1)
+    if box is None:
+        return
+    src, sub, dst = source[box], out[box], where[box]
+    if not src.any():
+        sub[dst] = 0
+        return
+    idx = ndimage.distance_transform_edt(~src, return_distances=False, return_indices=True)
+    sub[dst] = sub[idx[0][dst], idx[1][dst]]
+
+
+def _euler_table() -> np.ndarray:
+    """(4, 256): for masks (lv, myo, la, heart) and each 2x2 quad of labels 0..3, 4 x its Euler contribution (8-connected)."""
+    table = np.zeros((4, 256), dtype=np.int64)
+    for code in range(256):
+        quad = [(code >> (2 * k)) & 3 for k in range(4)]  # (top-left, top-right, bottom-left, bottom-right)
+        for row, members in enumerate(({1}, {2}, {3}, {1, 2, 3})):
+            bits = [q in members for q in quad]
+            n = sum(bits)
+            table[row, code] = 1 if n == 1 else -1 if n == 3 else -2 if n == 2 and bits[0] == bits[3] else 0
+    return table
+
+
+_EULER = _euler_table()
+
+
+def _topology(label: np.ndarray, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Components (8-connected) and holes of the masks lv, myo, la and heart (label > 0) of one label map.
+
+    Holes come from the Euler number (components - holes, by Gray's 2 x 2 quad
+    counts), so only the components need a labelling pass. `which` (bool (4,))
+    limits the work to some masks; the others read 0 components and 0 holes.
+    """
+    pad = np.pad(label, 1)
+    quads = pad[:-1, :-1] + 4 * pad[:-1, 1:] + 16 * pad[1:, :-1] + 64 * pad[1:, 1:]
+    euler = _EULER @ np.bincount(quads.ravel(), minlength=256) // 4
+    which = np.ones(4, dtype=bool) if which is None else which
+    comps = np.array([_n_components(label == s if s else label > 0) if w else 0 for s, w in zip((1, 2, 3, 0), which, strict=True)])
+    return comps, np.where(which, comps - euler, 0)
+
+
+def make_valid(clean: np.ndarray, noisy: np.ndarray, max_rounds: int = 6) -> np.ndarray:
+    """Repair a corrupted label so that it is a label map the clean one could have been.
+
+    Values are clipped to 0..3. For each structure whose clean mask is one
+    8-connected component (or absent), only the largest component of the noisy
+    mask is kept and the dropped pixels take the nearest remaining label (so an
+    island inside another structure joins it). If the clean heart (label > 0)
+    has no hole, background enclosed by the noisy heart takes the nearest
+    structure. Repeated until nothing changes. One structure may enclose
+    another (a wall closed across the mitral plane): that is a wrong label, not
+    an invalid one. The image border counts as outside, so give whole images or
+    crops that hold every non-zero pixel of both labels.
+    """
+    out = np.where(noisy > 3, 0, noisy).astype(np.uint8)
+    comps, holes = _topology(out)
+    if (comps[:3] <= 1).all() and holes[3] == 0:
+        return out  # the common case: nothing to repair
+    clean_comps, clean_holes = _topology(clean, np.append(comps[:3] > 1, holes[3] > 0))
+    single = clean_comps[:3] <= 1
+    holeless = clean_holes[3] == 0
+    for _ in range(max_rounds):
+        multi = np.flatnonzero(single & (comps[:3] > 1))
+        if not (multi.size or (holeless and holes[3] > 0)):
+            break
+        dropped = np.zeros(out.shape, dtype=bool)
+        for k in multi:
+            m = out == k + 1
+            lab, _ = ndimage.label(m, _EIGHT)
+            sizes = np.bincount(lab.ravel())
+            sizes[0] = 0
+            dropped |= m & (lab != int(np.argmax(sizes)))
+        if dropped.any():
+            _fill_nearest(out, dropped, ~dropped)
+        if holeless:
+            hole = _holes(out > 0)
+            if hole.any():
+                _fill_nearest(out, hole, out > 0)
+        comps, holes = _topology(out)
+    return out
+
+
+# --------------------------------------------------------------------------- morphology in mm
+
+
+def _radius_px(mm: float, spacing: np.ndarray) -> int:
+    return math.ceil(mm / float(np.min(spacing))) + 1
+
+
+def _on_crop(label: np.ndarray, margin: int, fn: Any) -> np.ndarray:
+    """Apply `fn` to the bounding box of the heart grown by `margin` pixels (where all changes happen), paste back."""
+    box = _box(label > 0, margin)
+    if box is None:
+        return label
+    out = label.copy()
+    out[box] = fn(label[box])
+    return out
 
 
 def grow(label: np.ndarray, value: int, mm: float, spacing: np.ndarray) -> np.ndarray:
     """Dilate structure `value` by `mm` into its neighbour label only (LV into myocardium, others into background)."""
     inside = label == value
-    if mm <= 0 or not inside.any():
+    if mm <= 0:
         return label
-    dist = ndimage.distance_transform_edt(~inside, sampling=spacing)
+    box = _box(inside, _radius_px(mm, spacing))
+    if box is None:
+        return label
+    dist = ndimage.distance_transform_edt(~inside[box], sampling=spacing)
     out = label.copy()
-    out[(label == _NEIGHBOUR[value]) & (dist <= mm)] = value
+    crop = out[box]
+    crop[(crop == _NEIGHBOUR[value]) & (dist <= mm)] = value
     return out
 
 
 def shrink(label: np.ndarray, value: int, mm: float, spacing: np.ndarray) -> np.ndarray:
     """Erode structure `value` by `mm` from its border with its neighbour label, giving the pixels to it."""
-    neighbour = label == _NEIGHBOUR[value]
-    if mm <= 0 or not neighbour.any():
+    if mm <= 0:
+        return label
+    box = _box(label == value, _radius_px(mm, spacing))
+    if box is None:
+        return label
+    neighbour = label[box] == _NEIGHBOUR[value]
+    if not neighbour.any():
         return label
     dist = ndimage.distance_transform_edt(~neighbour, sampling=spacing)
     out = label.copy()
-    out[(label == value) & (dist <= mm)] = _NEIGHBOUR[value]
+    crop = out[box]
+    crop[(crop == value) & (dist <= mm)] = _NEIGHBOUR[value]
     return out
+
+
+def _boundary_steps(label: np.ndarray, value: int, steps: int, flip: float, prefer: float, rng: np.random.Generator) -> np.ndarray:
+    """Markov boundary noise (after Yao et al. 2023) of one structure, on the pixel grid.
+
+    Each of `steps` steps is an expansion with probability `prefer`, else a
+    shrinkage; in an expansion every neighbour-label pixel 4-adjacent to the
+    structure joins it with probability `flip`, in a shrinkage every structure
+    pixel 4-adjacent to the neighbour label leaves it with probability `flip`.
+    """
+    into = _NEIGHBOUR[value]
+    box = _box(label == value, steps + 1)
+    if box is None:
+        return label
+    out = label.copy()
+    crop = out[box]
+    pad = np.pad(crop, 1, constant_values=255)
+    core = pad[1:-1, 1:-1]  # a view: writes go to pad
+
+    def touches(mask: np.ndarray) -> np.ndarray:
+        return mask[:-2, 1:-1] | mask[2:, 1:-1] | mask[1:-1, :-2] | mask[1:-1, 2:]
+
+    expand = rng.random(steps) < prefer
+    for grow_step in expand:
+        if grow_step:
+            front = (core == into) & touches(pad == value)
+            new = value
+        else:
+            front = (core == value) & touches(pad == into)
+            new = into
+        r, c = np.nonzero(front)
+        keep = rng.random(r.size) < flip
+        core[r[keep], c[keep]] = new
+    out[box] = core
+    return out
+
+
+def smooth_labels(label: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Each pixel takes the label (0..3) whose indicator has the largest Gaussian-smoothed value (ties: lower label)."""
+    shares = np.stack([ndimage.gaussian_filter((label == v).astype(np.float32), sigma_px, mode="nearest") for v in range(4)])
+    return shares.argmax(axis=0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- generators
 
 
 @noises.register("systematic")
@@ -202,7 +493,8 @@ class Systematic(NoiseGenerator):
 
     structure (lv): the structure drawn wrongly; direction (dilate): drawn too
     large (into its neighbour: LV into myocardium, others into background) or too
-    small; mm (3.0): by how much, about a third of a normal myocardial wall.
+    small (erode: pixels given back to that neighbour); mm (3.0): by how much,
+    about a third of a normal myocardial wall (6-11 mm).
     """
 
     name = "systematic"
@@ -212,31 +504,206 @@ class Systematic(NoiseGenerator):
         "mm": Param(3.0, "size of the bias in mm", low=0.0, high=30.0),
     }
 
-    def corrupt(self, label: np.ndarray, spacing: np.ndarray, rng: np.random.Generator, **p: Any) -> np.ndarray:
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
         value = _STRUCTURE_VALUE[p["structure"]]
         op = grow if p["direction"] == "dilate" else shrink
-        return op(label, value, p["mm"], spacing)
+        return _on_crop(label, _radius_px(p["mm"], spacing), lambda crop: op(crop, value, p["mm"], spacing))
 
 
 @noises.register("random")
 class RandomBoundary(NoiseGenerator):
-    """Unbiased boundary errors: each structure eroded or dilated at random.
+    """Unbiased boundary errors: each structure eroded or dilated at random (mean area change about zero).
 
-    Per corrupted sample and structure (in the order LV, myocardium, atrium): a
-    fair coin picks erosion or dilation, the radius is uniform in [min_mm, max_mm],
-    so the expected area change is about zero.
+    mode (morph): `morph` = per corrupted sample and structure (in the order LV,
+    myocardium, atrium) a fair coin picks erosion or dilation (as in
+    `systematic`: LV against the myocardium, the others against background)
+    with a radius uniform in [min_mm, max_mm] (1.0, 4.0 mm), as in Zhang et al.
+    2020 and ADELE. `markov` = the Markov boundary noise of Yao et al. 2023 per
+    structure: `steps` (30) steps, each an expansion with probability `prefer`
+    (0.5: unbiased; Yao's theta1) else a shrinkage, moving each boundary pixel
+    with probability `flip` (0.15; Yao's theta2), then, as Yao's final blur, each
+    pixel takes the label with the largest Gaussian-smoothed (sigma 1 px) share.
+    Markov steps act on the pixel grid (one step = at most one pixel): `steps`
+    is given at 256 x 256 (pixel about 0.6 mm) and scaled by H / 256 on an
+    H-pixel grid, so a biased drift keeps its size in mm. Yao's random interior
+    flips (theta3) are left out. Slower than morph (about 10x; see benchmarks).
     """
 
     name = "random"
     params = {
-        "min_mm": Param(1.0, "smallest radius in mm", low=0.0, high=30.0),
-        "max_mm": Param(4.0, "largest radius in mm", low=0.0, high=30.0),
+        "mode": Param("morph", "erosion/dilation in mm (morph) or Markov boundary steps (markov)", choices=("morph", "markov")),
+        "min_mm": Param(1.0, "morph: smallest radius in mm", low=0.0, high=30.0),
+        "max_mm": Param(4.0, "morph: largest radius in mm", low=0.0, high=30.0),
+        "steps": Param(30, "markov: number of steps (pixel grid)", low=1, high=500),
+        "flip": Param(0.15, "markov: probability a boundary pixel moves in a step", low=0.0, high=1.0),
+        "prefer": Param(0.5, "markov: probability a step expands (0.5 = unbiased)", low=0.0, high=1.0),
     }
 
-    def corrupt(self, label: np.ndarray, spacing: np.ndarray, rng: np.random.Generator, **p: Any) -> np.ndarray:
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
+        if p["mode"] == "markov":
+
+            def markov(crop: np.ndarray) -> np.ndarray:
+                for value in STRUCTURES:
+                    crop = _boundary_steps(crop, value, p["steps"], p["flip"], p["prefer"], rng)
+                return smooth_labels(crop, 1.0)
+
+            steps = max(1, round(p["steps"] * label.shape[0] / 256))
+            p = {**p, "steps": steps}
+            return _on_crop(label, steps + 1, markov)
         lo, hi = sorted((p["min_mm"], p["max_mm"]))
-        out = label
-        for value in STRUCTURES:
-            mm = rng.uniform(lo, hi)
-            out = grow(out, value, mm, spacing) if rng.random() < 0.5 else shrink(out, value, mm, spacing)
+
+        def morph(crop: np.ndarray) -> np.ndarray:
+            for value in STRUCTURES:
+                mm = rng.uniform(lo, hi)
+                crop = grow(crop, value, mm, spacing) if rng.random() < 0.5 else shrink(crop, value, mm, spacing)
+            return crop
+
+        return _on_crop(label, 3 * _radius_px(hi, spacing), morph)
+
+
+@noises.register("omission")
+class Omission(NoiseGenerator):
+    """A structure left unlabelled (its pixels become background) on each corrupted sample.
+
+    structure (myo-or-la): `myo-or-la` draws myocardium or atrium per sample with
+    a fair coin; `myo` or `la` always omits that one. The LV cavity is not
+    offered: leaving it out would punch a hole into the heart.
+    """
+
+    name = "omission"
+    params = {"structure": Param("myo-or-la", "structure left unlabelled", choices=("myo-or-la", "myo", "la"))}
+
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
+        which = p["structure"]
+        if which == "myo-or-la":
+            which = "myo" if rng.random() < 0.5 else "la"
+        return np.where(label == _STRUCTURE_VALUE[which], 0, label).astype(np.uint8)
+
+
+@noises.register("shift")
+class Shift(NoiseGenerator):
+    """The whole label translated relative to the image (a registration-type error).
+
+    The direction is uniform over the circle, the distance uniform in
+    [min_mm, max_mm] (2.0, 6.0 mm), rounded to whole pixels (at least one);
+    what leaves the image is lost and background comes in.
+    """
+
+    name = "shift"
+    params = {
+        "min_mm": Param(2.0, "smallest shift in mm", low=0.0, high=50.0),
+        "max_mm": Param(6.0, "largest shift in mm", low=0.0, high=50.0),
+    }
+
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
+        lo, hi = sorted((p["min_mm"], p["max_mm"]))
+        angle, mm = rng.uniform(0.0, 2 * math.pi), rng.uniform(lo, hi)
+        dr, dc = round(mm * math.sin(angle) / spacing[0]), round(mm * math.cos(angle) / spacing[1])
+        if dr == 0 and dc == 0 and hi > 0:
+            if abs(math.sin(angle)) >= abs(math.cos(angle)):
+                dr = 1 if math.sin(angle) >= 0 else -1
+            else:
+                dc = 1 if math.cos(angle) >= 0 else -1
+        return translate(label, dr, dc)
+
+
+def translate(label: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """`label` moved by (dr, dc) pixels; what leaves the image is lost, background comes in."""
+    h, w = label.shape
+    out = np.zeros_like(label)
+    if abs(dr) >= h or abs(dc) >= w:
         return out
+    out[max(dr, 0): h + min(dr, 0), max(dc, 0): w + min(dc, 0)] = label[max(-dr, 0): h + min(-dr, 0), max(-dc, 0): w + min(-dc, 0)]
+    return out
+
+
+def _polygon_mask(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The pixels of the polygon through (rows, cols), its outline included (PIL's rasteriser)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (shape[1], shape[0]), 0)
+    ImageDraw.Draw(img).polygon(list(zip(cols.tolist(), rows.tolist(), strict=True)), fill=1, outline=1)
+    return np.asarray(img) > 0
+
+
+def _coarse_outline(mask: np.ndarray, spacing: np.ndarray, vertices: int, offset: float) -> np.ndarray:
+    """The polygon through `vertices` points evenly spaced along the boundary of `mask` (by arc length in mm).
+
+    The boundary pixels are ordered by their angle around the centroid (exact
+    for the star-shaped cavity, wall outline and atrium); `offset` in [0, 1)
+    shifts the first vertex along the contour by that fraction of a spacing.
+    """
+    pad = np.pad(mask, 1)
+    edge = mask & ~(pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:])
+    r, c = np.nonzero(edge)
+    if r.size < 3:
+        return mask
+    total = mask.sum()
+    r0 = mask.sum(axis=1) @ np.arange(mask.shape[0]) / total
+    c0 = mask.sum(axis=0) @ np.arange(mask.shape[1]) / total
+    y, x = (r - r0) * spacing[0], (c - c0) * spacing[1]
+    order = np.argsort(np.arctan2(y, x), kind="stable")
+    y, x, r, c = y[order], x[order], r[order], c[order]
+    step = np.hypot(np.diff(y, append=y[:1]), np.diff(x, append=x[:1]))
+    arc = np.concatenate([[0.0], np.cumsum(step)[:-1]])
+    targets = (offset + np.arange(vertices)) * (arc[-1] + step[-1]) / vertices
+    pick = np.searchsorted(arc, targets).clip(0, r.size - 1)
+    return _polygon_mask(mask.shape, r[pick], c[pick])
+
+
+@noises.register("coarse")
+class Coarse(NoiseGenerator):
+    """Hasty annotation: each contour replaced by a polygon through a few of its points.
+
+    vertices (12): points per contour, evenly spaced along the boundary by arc
+    length (the first one at a random place per sample and contour). Drawn
+    in order: the epicardial outline (cavity + wall) as myocardium, the atrium,
+    then the cavity; what no polygon covers becomes background.
+    """
+
+    name = "coarse"
+    params = {"vertices": Param(12, "polygon vertices per contour", low=3, high=64)}
+
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
+        box = _box(label > 0, 2)
+        if box is None:
+            return label
+        crop = label[box]
+        k = p["vertices"]
+        out = np.zeros_like(crop)
+        heart = (crop == 1) | (crop == 2)
+        heart |= _holes(heart)
+        layers = ((heart if (crop == 2).any() else None, 2), (crop == 3, 3), (crop == 1, 1))
+        for mask, value in layers:
+            if mask is None or not mask.any():
+                continue
+            out[_coarse_outline(mask, spacing, k, rng.random())] = value
+        full = label.copy()
+        full[box] = out
+        return full
+
+
+@noises.register("temporal")
+class Temporal(NoiseGenerator):
+    """The label of the other frame (ED <-> ES) of the same patient and view, on this frame's image.
+
+    No parameters. Needs the samples' metadata (`info`: patient, view, phase);
+    every sample must have its partner frame among the labels given, else a
+    BenchError before anything is corrupted (no silent skipping).
+    """
+
+    name = "temporal"
+    params: dict[str, Param] = {}
+
+    def check(self, context: NoiseContext, corrupted: np.ndarray, **params: Any) -> None:
+        partners = context.partners()
+        missing = np.flatnonzero(partners < 0)
+        if missing.size:
+            first = context.ids[int(missing[0])]
+            raise BenchError(
+                f"temporal noise: {missing.size} sample(s) lack their other frame (ED <-> ES) of the same patient and view, "
+                f"e.g. '{first}'; keep both frames in the split or use another noise type"
+            )
+
+    def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
+        return context.labels[context.partner(index)].copy()

@@ -10,6 +10,7 @@ never shadow a built-in name: the registry refuses a taken name.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 import threading
@@ -60,9 +61,8 @@ def load_plugins() -> None:
             return
         _state["loading"] = True
         try:
-            import bench.noise  # noqa: F401  (built-in noise generators)
-            import bench.protocols  # noqa: F401  (built-in protocols)
-            import bench.training  # noqa: F401  (built-in trainer)
+            for module in ("bench.noise", "bench.protocols", "bench.training"):  # built-in generators, protocols, trainer
+                importlib.import_module(module)
 
             for folder, directory in sorted(plugin_dirs().items()):
                 for path in sorted(directory.glob("*.py")):

@@ -42,7 +42,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "dataset": ("name", "fingerprint", "n_train", "n_test"),
     "method": ("name", "recipe"),
     "noise": ("spec", "type", "level", "params", "n_corrupted", "mean_label_dice"),
-    "metrics": ("dice", "detection", "refurbishment"),
+    "metrics": ("dice", "hd95", "hd", "msd", "missed", "epi", "clinical", "detection", "refurbishment"),
     "cost": ("wall_s", "train_s", "detect_s", "epochs"),
     "provenance": ("bench_version", "git_commit", "packages", "device", "command", "created"),
 }
@@ -66,7 +66,9 @@ def git_commit() -> str | None:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -112,6 +114,11 @@ def validate_record(record: Any) -> list[str]:
         for name, value in dice.items() if isinstance(dice, dict) else []:
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 problems.append(f"metrics.dice.{name} = {value!r} is not in [0, 1]")
+        for metric in ("hd95", "hd", "msd"):  # surface distances in mm: finite and non-negative, never NaN
+            values = record["metrics"].get(metric, {})
+            for name, value in values.items() if isinstance(values, dict) else []:
+                if not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+                    problems.append(f"metrics.{metric}.{name} = {value!r} is not a finite distance")
     return problems
 
 

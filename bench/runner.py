@@ -53,8 +53,8 @@ def plan_grid(protocol: Protocol, method_names: list[str], noise_specs: list[str
     canonical = [parse_noise(s).text for s in noise_specs]
     if any(s < 0 for s in seeds):
         raise BenchError(f"seeds must be non-negative integers, got {seeds}")
-    grid = [TrialSpec(protocol.name, m, n, s) for m in dict.fromkeys(method_names) for n in dict.fromkeys(canonical) for s in dict.fromkeys(seeds)]
-    return grid
+    unique_methods, unique_noise, unique_seeds = dict.fromkeys(method_names), dict.fromkeys(canonical), dict.fromkeys(seeds)
+    return [TrialSpec(protocol.name, m, n, s) for m in unique_methods for n in unique_noise for s in unique_seeds]
 
 
 def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> dict[str, Any]:
@@ -69,7 +69,14 @@ def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> 
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash},
         "dataset": {"name": protocol.dataset, "fingerprint": None, "n_train": None, "n_test": None},
         "method": {"name": spec.method, "recipe": methods.get(spec.method).describe()},
-        "noise": {"spec": noise.text, "type": noise.type, "level": noise.level, "params": noise.params, "n_corrupted": None, "mean_label_dice": None},
+        "noise": {
+            "spec": noise.text,
+            "type": noise.type,
+            "level": noise.level,
+            "params": noise.params,
+            "n_corrupted": None,
+            "mean_label_dice": None,
+        },
         "seed": spec.seed,
         "metrics": {},
         "cost": {},
@@ -109,7 +116,8 @@ def _trainable(config: dict[str, Any]) -> None:
     path = record_path(out, record)
     write_json_atomic(path, record)
     dice = record["metrics"].get("dice", {})
-    tune.report({"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record["status"], "record": str(path), **{f"dice_{k}": v for k, v in dice.items()}})
+    final = {"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record["status"], "record": str(path)}
+    tune.report({**final, **{f"dice_{k}": v for k, v in dice.items()}})
 
 
 def init_ray(num_cpus: int | None = None) -> None:

@@ -11,6 +11,7 @@ import random
 import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,16 +20,16 @@ import torch
 import bench
 from bench.data import Data, load_dataset
 from bench.method import Recipe, methods
-from bench.metrics import detection_summary, segmentation_summary
-from bench.noise import NoiseResult, apply_noise, label_dice, parse_noise
+from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
+from bench.noise import apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import SCHEMA, SCHEMA_VERSION, device_description, git_commit, now, package_versions
 from bench.training import TrialState, fit
 
 
-def protocol_data(protocol: Protocol) -> dict[str, Data]:
+def protocol_data(protocol: Protocol, data_root: str | Path | None = None) -> dict[str, Data]:
     """The protocol's train / val / test subsets (the first k patients of each split, in id order)."""
-    data = load_dataset(protocol.dataset, size=protocol.image_size, **protocol.dataset_options)
+    data = load_dataset(protocol.dataset, size=protocol.image_size, root=data_root, **protocol.dataset_options)
     limits = {"train": protocol.train_patients, "val": protocol.val_patients, "test": protocol.test_patients}
     out = {}
     for split, limit in limits.items():
@@ -58,40 +59,27 @@ def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int) ->
     return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed)])
 
 
-def refurbishment_summary(state: TrialState, clean: np.ndarray, noise: NoiseResult) -> dict[str, Any] | None:
-    """Label Dice against the clean labels before and after, over refurbished samples, split by truth."""
-    if state.refurbished is None:
-        return None
-    changed = state.refurbished
-    before = noise.label_dice
-    after = label_dice(clean, state.labels.numpy().astype(np.uint8))
-    out: dict[str, Any] = {"n_refurbished": int(changed.sum())}
-    for group, mask in (("corrupted", changed & noise.corrupted), ("clean", changed & ~noise.corrupted)):
-        n = int(mask.sum())
-        out[group] = {
-            "n": n,
-            "label_dice_before": float(before[mask].mean()) if n else None,
-            "label_dice_after": float(after[mask].mean()) if n else None,
-        }
-    return out
-
-
 def run_trial(
     protocol: str | Protocol,
     method: str,
     noise: str,
     seed: int,
     on_epoch: Callable[[int, float], None] | None = None,
+    data_root: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError."""
+    """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError.
+
+    `data_root` is where a dataset that reads files (CAMUS) finds them; it is not part of the
+    trial's identity: the dataset fingerprint in the record is.
+    """
     started = time.perf_counter()
     proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
     recipe: Recipe = methods.get(method)
     spec = parse_noise(noise)
     seed_everything(seed)
-    parts = protocol_data(proto)
+    parts = protocol_data(proto, data_root)
     train, test = parts["train"], parts["test"]
-    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed)
+    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
 
     generator = torch.Generator().manual_seed(seed)
     state = TrialState(
@@ -103,17 +91,21 @@ def run_trial(
         weights=torch.ones(len(train)),
         ids=train.ids,
         generator=generator,
+        info=train.info,
+        truth_corrupted=noisy.corrupted,
     )
     result = fit(state, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
     pred = state.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
-    dice = segmentation_summary(pred, test.labels)
+    seg = evaluate_segmentation(pred, test.labels, test.spacing, test.info)
     eval_s = time.perf_counter() - t_eval
 
     detection = None
     if state.scores is not None and state.flags is not None:
         detection = detection_summary(state.scores, state.flags, noisy.corrupted)
+        # a detector that localises errors leaves bool (N, H, W) maps in state.pixel_flags
+        detection["pixel"] = pixel_localisation(state.pixel_flags, noisy.changed) if state.pixel_flags is not None else None
 
     return {
         "schema": SCHEMA,
@@ -132,9 +124,17 @@ def run_trial(
         },
         "seed": seed,
         "metrics": {
-            "dice": dice,
+            "dice": seg["dice"],
+            "hd95": seg["hd95"],
+            "hd": seg["hd"],
+            "msd": seg["msd"],
+            "missed": seg["missed"],
+            "epi": seg["epi"],
+            "clinical": seg["clinical"],
             "detection": detection,
-            "refurbishment": refurbishment_summary(state, train.labels, noisy),
+            "refurbishment": refurbishment_summary(
+                state.refurbished, noisy.corrupted, train.labels, noisy.labels, state.labels.numpy().astype(np.uint8)
+            ),
             "final_train_loss": float(state.losses[-1].mean()),
         },
         "cost": {
