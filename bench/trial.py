@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import bench
-from bench.data import Data, load_dataset
+from bench.data import Data, fingerprint, load_dataset
 from bench.method import Recipe, methods
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import apply_noise, parse_noise
@@ -57,6 +57,23 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int) -> str:
     """The `bench run` command line that reruns exactly this trial."""
     return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed)])
+
+
+def per_sample_section(state: TrialState, corrupted: np.ndarray) -> dict[str, Any] | None:
+    """Per training sample, in training-id order: the detector's score and flag, the truth, and what was refurbished.
+
+    Kept in the record so detection can be re-analysed (other budgets, curves) without rerunning.
+    """
+    if state.scores is None or state.flags is None:
+        return None
+    refurbished = state.refurbished if state.refurbished is not None else np.zeros(state.n, dtype=bool)
+    return {
+        "ids_fingerprint": fingerprint(*state.ids),
+        "scores": [float(f"{v:.6g}") for v in state.scores],
+        "flags": state.flags.astype(int).tolist(),
+        "corrupted": corrupted.astype(int).tolist(),
+        "refurbished": refurbished.astype(int).tolist(),
+    }
 
 
 def run_trial(
@@ -137,6 +154,7 @@ def run_trial(
             ),
             "final_train_loss": float(state.losses[-1].mean()),
         },
+        "per_sample": per_sample_section(state, noisy.corrupted),
         "cost": {
             "wall_s": time.perf_counter() - started,
             "train_s": result.train_s,
