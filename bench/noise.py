@@ -478,6 +478,17 @@ def _boundary_steps(label: np.ndarray, value: int, steps: int, flip: float, pref
     return out
 
 
+def wall_thickness(wall: np.ndarray, spacing: np.ndarray) -> float:
+    """Mean thickness of a band in mm, 2 x area / perimeter (perimeter from its 4-connected border pixels)."""
+    area = int(wall.sum())
+    if area == 0:
+        return 0.0
+    pad = np.pad(wall, 1)
+    edge = wall & ~(pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:])
+    pixel = math.sqrt(float(spacing[0] * spacing[1]))
+    return 2.0 * area * pixel * pixel / (int(edge.sum()) * pixel)
+
+
 def smooth_labels(label: np.ndarray, sigma_px: float) -> np.ndarray:
     """Each pixel takes the label (0..3) whose indicator has the largest Gaussian-smoothed value (ties: lower label)."""
     shares = np.stack([ndimage.gaussian_filter((label == v).astype(np.float32), sigma_px, mode="nearest") for v in range(4)])
@@ -518,7 +529,9 @@ class RandomBoundary(NoiseGenerator):
     myocardium, atrium) a fair coin picks erosion or dilation (as in
     `systematic`: LV against the myocardium, the others against background)
     with a radius uniform in [min_mm, max_mm] (1.0, 4.0 mm), as in Zhang et al.
-    2020 and ADELE. `markov` = the Markov boundary noise of Yao et al. 2023 per
+    2020 and ADELE; the cavity's and the wall's radii are capped at 30% of the
+    mean wall thickness (2 x area / perimeter), in both directions, so the wall
+    survives and the mean change stays zero. `markov` = the Markov boundary noise of Yao et al. 2023 per
     structure: `steps` (30) steps, each an expansion with probability `prefer`
     (0.5: unbiased; Yao's theta1) else a shrinkage, moving each boundary pixel
     with probability `flip` (0.15; Yao's theta2), then, as Yao's final blur, each
@@ -526,7 +539,8 @@ class RandomBoundary(NoiseGenerator):
     Markov steps act on the pixel grid (one step = at most one pixel): `steps`
     is given at 256 x 256 (pixel about 0.6 mm) and scaled by H / 256 on an
     H-pixel grid, so a biased drift keeps its size in mm. Yao's random interior
-    flips (theta3) are left out. Slower than morph (about 10x; see benchmarks).
+    flips (theta3) are left out. Unbiased at 256 x 256; on coarse grids (a wall
+    of 2-4 px) broken wall fragments go to the cavity and it grows on average. Slower than morph (about 10x; see benchmarks).
     """
 
     name = "random"
@@ -551,11 +565,16 @@ class RandomBoundary(NoiseGenerator):
             p = {**p, "steps": steps}
             return _on_crop(label, steps + 1, markov)
         lo, hi = sorted((p["min_mm"], p["max_mm"]))
+        draws = {value: (rng.uniform(lo, hi), rng.random() < 0.5) for value in STRUCTURES}  # (mm, dilate)
+        # the wall can lose the cavity's dilation and its own erosion: cap both radii at 30% of its mean
+        # thickness, whatever the direction, so the cap keeps the expected area change at zero
+        cap = 0.3 * wall_thickness(label == 2, spacing)
+        for value in (1, 2):
+            draws[value] = (min(draws[value][0], cap), draws[value][1])
 
         def morph(crop: np.ndarray) -> np.ndarray:
-            for value in STRUCTURES:
-                mm = rng.uniform(lo, hi)
-                crop = grow(crop, value, mm, spacing) if rng.random() < 0.5 else shrink(crop, value, mm, spacing)
+            for value, (mm, dilate) in draws.items():
+                crop = grow(crop, value, mm, spacing) if dilate else shrink(crop, value, mm, spacing)
             return crop
 
         return _on_crop(label, 3 * _radius_px(hi, spacing), morph)
