@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -85,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     show.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     show.add_argument("--out", type=Path, default=Path("noise.png"), help="PNG file to write (default ./noise.png)")
+
+    data = sub.add_parser("data", help="look at a dataset: bench data show NAME")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    dshow = data_sub.add_parser("show", help="draw a grid of example images with their label contours (PNG)")
+    dshow.add_argument("name", help="dataset name (see: bench list datasets)")
+    dshow.add_argument("--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS)")
+    dshow.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    dshow.add_argument("--count", type=int, default=12, help="number of images (default 12)")
+    dshow.add_argument("--out", type=Path, default=Path("data.png"), help="PNG file to write (default ./data.png)")
 
     lister = sub.add_parser("list", help="list what is registered")
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
@@ -189,13 +199,10 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
     """`bench noise show`: corrupt a few training labels and draw clean vs noisy contours into a PNG."""
     from bench.data import load_dataset
     from bench.noise import apply_noise, parse_noise
-    from bench.plots import compare_figure
+    from bench.plots import check_png_path, compare_figure, save_png
 
     spec = parse_noise(args.spec)  # a bad spec fails here, before any work or file
-    if args.out.suffix.lower() != ".png":
-        raise BenchError(f"--out {args.out} must end in .png")
-    if not args.out.parent.is_dir():
-        raise BenchError(f"--out {args.out}: folder {args.out.parent} does not exist; create it or pick another path")
+    check_png_path(args.out)
     options = {"patients": 12} if args.dataset == "echo-phantom" else {}  # a small phantom draws in seconds
     train = load_dataset(args.dataset, size=args.size, **options).split("train")
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, args.seed, info=train.info)
@@ -205,10 +212,40 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
         f"{spec.text} on {args.dataset} {args.size}px, seed {args.seed}: {int(noisy.corrupted.sum())}/{len(train)} corrupted, "
         f"mean label Dice {noisy.mean_label_dice:.3f}"
     )
-    fig = compare_figure(train.images[rows], train.labels[rows], noisy.labels[rows], caption, notes)
-    tmp = args.out.with_name(args.out.name + ".part")
-    fig.save(tmp, format="PNG")
-    tmp.replace(args.out)
+    save_png(compare_figure(train.images[rows], train.labels[rows], noisy.labels[rows], caption, notes), args.out)
+    console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
+    return 0
+
+
+def pick_examples(info: pd.DataFrame, count: int) -> list[int]:
+    """Up to `count` rows: all frames of the first patient of each image-quality grade, then further patients."""
+    patients = list(dict.fromkeys(info["patient"]))
+    if "quality" in info.columns:
+        firsts = list(dict.fromkeys(info.drop_duplicates("quality")["patient"]))
+        patients = firsts + [p for p in patients if p not in firsts]
+    rows: list[int] = []
+    for patient in patients:
+        rows += [int(i) for i in np.flatnonzero(info["patient"].to_numpy() == patient)]
+        if len(rows) >= count:
+            break
+    return rows[:count]
+
+
+def cmd_data(args: argparse.Namespace, console: Console) -> int:
+    """`bench data show`: a grid of example images with their label contours, for people to look at."""
+    from bench.data import load_dataset
+    from bench.plots import check_png_path, grid_figure, save_png
+
+    check_png_path(args.out)
+    if args.count < 1:
+        raise BenchError(f"--count must be at least 1, got {args.count}")
+    options = {"patients": 30} if args.name == "echo-phantom" else {}  # a small phantom draws in seconds
+    data = load_dataset(args.name, size=args.size, root=args.data_root, **options)
+    rows = pick_examples(data.info, args.count)
+    quality = data.info["quality"] if "quality" in data.info.columns else None
+    notes = [data.ids[i] + (f" ({quality[i]})" if quality is not None else "") for i in rows]
+    caption = f"{args.name} at {args.size}px ({data.fingerprint}): {len(rows)} of {len(data)} images"
+    save_png(grid_figure(data.images[rows], data.labels[rows], caption, notes), args.out)
     console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
     return 0
 
@@ -221,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
-        handler = {"run": cmd_run, "list": cmd_list, "noise": cmd_noise}[args.command]
+        handler = {"run": cmd_run, "list": cmd_list, "noise": cmd_noise, "data": cmd_data}[args.command]
         return handler(args, console)
     except BenchError as error:
         err.print(f"bench: error: {error}", markup=False, highlight=False, soft_wrap=True)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
+
+from bench.errors import BenchError
 
 #: side of one panel in pixels (images and labels are scaled to it)
 PANEL = 256
@@ -56,3 +60,36 @@ def compare_figure(images: np.ndarray, clean: np.ndarray, noisy: np.ndarray, cap
             fig.paste(contour_panel(images[i], lab), (left, top))
         draw.text((GAP + 4, top + 4), notes[i], fill=(255, 255, 160))
     return fig
+
+
+def grid_figure(images: np.ndarray, labels: np.ndarray, caption: str, notes: list[str], columns: int = 4) -> Image.Image:
+    """Images with their label contours in a grid of `columns`; `caption` on top, `notes[i]` on panel i."""
+    rows = -(-len(images) // columns)
+    width, height = columns * PANEL + (columns + 1) * GAP, CAPTION + rows * (PANEL + GAP)
+    fig = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(fig)
+    draw.text((GAP, 6), caption, fill=(240, 240, 240))
+    draw.text((GAP, 20), "label contours: red LV cavity, green myocardium, blue left atrium", fill=(170, 170, 170))
+    for i in range(len(images)):
+        left, top = GAP + (i % columns) * (PANEL + GAP), CAPTION + (i // columns) * (PANEL + GAP)
+        fig.paste(contour_panel(images[i], labels[i]), (left, top))
+        draw.text((left + 4, top + 4), notes[i], fill=(255, 255, 160))
+    return fig
+
+
+def check_png_path(path: Path) -> None:
+    """A BenchError unless `path` ends in .png and its folder exists (checked before any work)."""
+    if path.suffix.lower() != ".png":
+        raise BenchError(f"--out {path} must end in .png")
+    if not path.parent.is_dir():
+        raise BenchError(f"--out {path}: folder {path.parent} does not exist; create it or pick another path")
+
+
+def save_png(fig: Image.Image, path: Path) -> None:
+    """Write `fig` to `path` via a temporary file and a rename, so no half-written PNG is left."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        fig.save(tmp, format="PNG")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -71,3 +71,50 @@ def test_noise_lists_keep_parameters_with_their_spec():
     ]
     with pytest.raises(BenchError, match="starts with a parameter"):
         split_noise_list("mm=3,systematic:0.5")
+
+
+def test_data_show_draws_a_grid_png(tmp_path, capsys):
+    from PIL import Image
+
+    from bench.plots import CAPTION, GAP, PANEL
+
+    out = tmp_path / "phantom.png"
+    assert main(["data", "show", "echo-phantom", "--size", "64", "--count", "6", "--out", str(out)]) == 0
+    image = Image.open(out)
+    assert image.format == "PNG"
+    assert image.size == (4 * PANEL + 5 * GAP, CAPTION + 2 * (PANEL + GAP))  # 6 panels in rows of 4
+    assert [p.name for p in tmp_path.iterdir()] == ["phantom.png"]
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["data", "show", "echo-phantm"], "unknown dataset 'echo-phantm'; did you mean 'echo-phantom'?"),
+        (["data", "show", "echo-phantom", "--out", "x.jpg"], "must end in .png"),
+        (["data", "show", "echo-phantom", "--count", "0"], "--count must be at least 1"),
+        (["data", "show", "camus", "--data-root", "/nonexistent/camus"], "/nonexistent/camus"),
+    ],
+)
+def test_data_show_bad_input_writes_nothing(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pick_examples_covers_every_quality_grade():
+    import pandas as pd
+
+    from bench.cli import pick_examples
+
+    info = pd.DataFrame(
+        {
+            "patient": [f"p{i // 4}" for i in range(40)],
+            "quality": ["good"] * 20 + ["poor"] * 12 + ["medium"] * 8,
+        }
+    )
+    rows = pick_examples(info, 12)
+    assert len(rows) == 12
+    assert set(info["quality"].iloc[rows]) == {"good", "medium", "poor"}
+    assert len(set(info["patient"].iloc[rows])) == 3  # whole patients: all four frames each
