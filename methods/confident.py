@@ -1,0 +1,128 @@
+"""Confident learning for segmentation (Northcutt et al., JAIR 2021), implemented natively (cleanlab is AGPL).
+
+Probabilities: softmax of the model at the detection epoch on the training
+images (`state.predict()`, eval mode). These are late-epoch IN-SAMPLE
+probabilities of a model that has been fitting these very labels, not the
+out-of-sample (cross-validated) probabilities confident learning asks for; with
+detection at half of training the model has not memorised the noise yet, which
+is what makes this usable, but it does under-report issues the model already
+fits. Labels: `state.given` (the labels as given), so that pixel maps are in
+the coordinates of the given annotation; at the detection epoch of these
+recipes they equal `state.labels`.
+
+Per class k, the threshold t_k is the mean predicted probability of k over the
+pixels whose given label is k (classes with no such pixel never clear theirs).
+A pixel is a label issue when at least one class clears its threshold, the
+highest-probability class among those that do is not the given label, and the
+argmax of the pixel is not the given label either (cleanlab's "prediction
+agrees with the label" exception). The issue maps go to `state.pixel_flags`
+(N, H, W) bool.
+
+Image score (higher = more suspicious), `score_method`:
+- "fraction" (default): the fraction of the image's pixels that are issues;
+- "softmin": 1 - cleanlab's softmin label quality, sum_i s_i softmax(-s / T)_i over
+  the pixels' self-confidence s_i = p(given label), T = `temperature` (0.1).
+Flags: the high component of a two-component mixture on the scores (`bench.mixture_flags`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench import NUM_CLASSES, Detector, Recipe, TrialState, detectors, mixture_flags, register_recipe
+
+#: keep the whole training set's probabilities in memory up to this size; above it, predict twice
+CACHE_BYTES = 1 << 30
+
+
+@detectors.register("confident")
+class ConfidentDetector(Detector):
+    """Confident-learning pixel issues at the detection epoch; score = fraction of issue pixels (or 1 - softmin quality).
+
+    Flag rule: the high component of a two-component Gaussian mixture on the image scores.
+    Sets `state.pixel_flags` to the (N, H, W) issue maps.
+    """
+
+    def __init__(self, score_method: str = "fraction", temperature: float = 0.1) -> None:
+        super().__init__(score_method=score_method, temperature=temperature)
+        if score_method not in ("fraction", "softmin"):
+            raise ValueError("score_method must be 'fraction' or 'softmin'")
+        if temperature <= 0:
+            raise ValueError("temperature must be positive")
+        self.score_method = score_method
+        self.temperature = temperature
+
+    @staticmethod
+    def threshold_sums(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per class k: sum of p_k over pixels labelled k, and their count (float64), for batched accumulation."""
+        self_conf = probs.gather(1, labels.unsqueeze(1)).flatten().double()
+        flat = labels.flatten()
+        sums = torch.bincount(flat, weights=self_conf, minlength=num_classes)[:num_classes]
+        counts = torch.bincount(flat, minlength=num_classes)[:num_classes].double()
+        return sums, counts
+
+    @classmethod
+    def class_thresholds(cls, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """t_k = mean p_k over pixels labelled k; +inf for a class nobody is labelled with. probs (N, C, H, W), labels (N, H, W)."""
+        sums, counts = cls.threshold_sums(probs, labels.long(), probs.shape[1])
+        return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("inf")))
+
+    @staticmethod
+    def pixel_issues(probs: torch.Tensor, labels: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+        """Bool (N, H, W): some class clears its threshold, the most probable such class is not the label, nor is the argmax."""
+        labels = labels.long()
+        above = probs.double() >= thresholds.double().view(1, -1, 1, 1)
+        confident_class = torch.where(above, probs, torch.full_like(probs, -1.0)).argmax(1)
+        return above.any(1) & (confident_class != labels) & (probs.argmax(1) != labels)
+
+    @staticmethod
+    def softmin_quality(self_confidence: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+        """Per image (first axis): sum_i s_i softmax(-s / T)_i over the remaining axes, a soft minimum of s."""
+        s = self_confidence.flatten(1).double()
+        return (s * torch.softmax(-s / temperature, dim=1)).sum(1)
+
+    def score(self, state: TrialState) -> np.ndarray:
+        labels = torch.from_numpy(np.asarray(state.given, dtype=np.int64))
+        n, size = state.n, state.protocol.batch_size
+        batches = [slice(i, min(i + size, n)) for i in range(0, n, size)]
+        cache = n * NUM_CLASSES * labels[0].numel() * 4 <= CACHE_BYTES
+        kept: list[torch.Tensor] = []
+        sums = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+        counts = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+        for b in batches:
+            probs = state.predict(state.images[b])
+            s, c = self.threshold_sums(probs, labels[b], NUM_CLASSES)
+            sums += s
+            counts += c
+            if cache:
+                kept.append(probs)
+        thresholds = torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("inf")))
+        issues = torch.zeros(labels.shape, dtype=torch.bool)
+        scores = torch.zeros(n, dtype=torch.float64)
+        for j, b in enumerate(batches):
+            probs = kept[j] if cache else state.predict(state.images[b])
+            issues[b] = self.pixel_issues(probs, labels[b], thresholds)
+            if self.score_method == "fraction":
+                scores[b] = issues[b].flatten(1).double().mean(1)
+            else:
+                self_conf = probs.gather(1, labels[b].unsqueeze(1))
+                scores[b] = 1.0 - self.softmin_quality(self_conf, self.temperature)
+        state.pixel_flags = issues.numpy()
+        state.extras["confident_thresholds"] = thresholds.numpy()
+        return scores.numpy()
+
+    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+        return mixture_flags(scores)
+
+
+register_recipe(
+    Recipe(
+        name="confident-refurb",
+        description="Confident learning (per-class mean-probability thresholds, in-sample probabilities at half of training; "
+        "score = fraction of issue pixels, mixture flags); flagged samples replaced by the model's pseudo-labels; training goes on.",
+        detector="confident",
+        refurbisher="pseudo-label",
+        detect_at=0.5,
+    )
+)

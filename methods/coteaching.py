@@ -1,0 +1,161 @@
+"""Co-teaching (Han et al., NeurIPS 2018): two networks teach each other with their small-loss samples.
+
+Trainer "coteaching": two U-Nets of the protocol (network 1 is `state.model`, the one
+evaluated; network 2 is initialised from `seed + 1` inside a forked RNG, so the rest
+of the trial draws the same random numbers as with the standard trainer). In every
+batch each network picks the (1 - forget_rate) fraction of its own smallest-loss
+samples (zero-weight samples are never picked) and each network is updated on the
+samples its PEER picked (the protocol's per-sample loss, weighted by `state.weights`).
+
+forget_rate schedule (the reference code's `rate_schedule`): at 0-based epoch e,
+forget_rate = tau x min(1, e / (ramp_epochs - 1)), i.e. linspace(0, tau, ramp_epochs)
+over the first ramp_epochs epochs, tau afterwards. The paper uses ramp_epochs = 10 of
+200 epochs; here the default is min(10, epochs // 2) so short protocols still train at
+the full rate for half of their epochs. tau: the paper sets it to the true noise rate,
+which a method cannot know; the default is a fixed tau = 0.3 (a parameter).
+
+Detector "coteaching": reads the trainer's selection record (`state.extras["coteaching"]`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bench import Detector, Recipe, Trainer, TrialState, build_model, detectors, per_sample_loss, register_recipe, trainers
+
+EXTRAS_KEY = "coteaching"
+
+
+def select_small_loss(losses: torch.Tensor, weights: torch.Tensor, forget_rate: float) -> torch.Tensor:
+    """Bool mask (B,) of the floor((1 - forget_rate) x n) smallest losses among the n samples with weight > 0.
+
+    At least one sample is kept when any has weight > 0 (a small last batch would
+    otherwise train on nothing). Ties break by position in the batch (stable sort).
+    """
+    eligible = weights > 0
+    n = int(eligible.sum())
+    keep = min(n, max(1 if n else 0, math.floor((1.0 - forget_rate) * n + 1e-9)))
+    masked = torch.where(eligible, losses, torch.full_like(losses, math.inf))
+    order = torch.sort(masked, stable=True).indices
+    mask = torch.zeros(losses.shape, dtype=torch.bool, device=losses.device)
+    mask[order[:keep]] = True
+    return mask
+
+
+def _mean_over(losses: torch.Tensor, w: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """Weighted mean of `losses` over `mask` (None when nothing is selected)."""
+    sw = w * mask.to(w.dtype)
+    total = sw.sum()
+    return (losses * sw).sum() / total if total > 0 else None
+
+
+@trainers.register("coteaching")
+class CoTeachingTrainer(Trainer):
+    """Two U-Nets, each updated on the small-loss samples picked by the other; network 1 is evaluated."""
+
+    select_small_loss = staticmethod(select_small_loss)
+
+    def __init__(self, tau: float = 0.3, ramp_epochs: int | None = None) -> None:
+        super().__init__(tau=tau, ramp_epochs=ramp_epochs)
+        if not 0.0 <= tau < 1.0:
+            raise ValueError("tau must be in [0, 1)")
+        if ramp_epochs is not None and ramp_epochs < 0:
+            raise ValueError("ramp_epochs must be >= 0")
+        self.tau = tau
+        self.ramp_epochs = ramp_epochs
+
+    def ramp(self, epochs: int) -> int:
+        """The number of ramp epochs for a protocol of `epochs` epochs (default min(10, epochs // 2))."""
+        return min(10, epochs // 2) if self.ramp_epochs is None else self.ramp_epochs
+
+    def forget_rate(self, epoch: int, epochs: int) -> float:
+        """forget_rate at 0-based `epoch`: tau x min(1, epoch / (ramp - 1)); tau throughout when ramp == 0."""
+        ramp = self.ramp(epochs)
+        if ramp == 0:
+            return self.tau
+        return self.tau * min(1.0, epoch / max(ramp - 1, 1))
+
+    def setup(self, state: TrialState) -> None:
+        p = state.protocol
+        state.model = build_model(p)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state.seed + 1)
+            self.peer = build_model(p)
+        self.models = (state.model, self.peer)
+        self.optimizers = tuple(torch.optim.Adam(m.parameters(), lr=p.lr, weight_decay=p.weight_decay) for m in self.models)
+        state.extras[EXTRAS_KEY] = {
+            "presented": np.zeros(state.n, dtype=np.int64),  # presentations with forget_rate > 0
+            "selected": np.zeros(state.n, dtype=np.int64),  # picks (by either network) in those presentations
+            "forget_rate": [],  # per epoch
+        }
+
+    def step(
+        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rate = self.forget_rate(state.epoch, state.protocol.epochs)
+        record = state.extras[EXTRAS_KEY]
+        if len(record["forget_rate"]) <= state.epoch:
+            record["forget_rate"].append(rate)
+        logits, losses = [], []
+        for model in self.models:
+            model.train()
+            out = model(x)
+            logits.append(out)
+            losses.append(per_sample_loss(out, y, state.protocol.dice_weight))
+        picks = [select_small_loss(loss.detach(), w, rate) for loss in losses]
+        for k, optimizer in enumerate(self.optimizers):
+            objective = _mean_over(losses[k], w, picks[1 - k])  # updated on the PEER's picks
+            if objective is not None:
+                optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                optimizer.step()
+        if rate > 0:
+            idx = index.numpy()
+            record["presented"][idx] += (w > 0).numpy()
+            record["selected"][idx] += (picks[0].long() + picks[1].long()).numpy()
+        return losses[0].detach(), logits[0].detach()
+
+
+@detectors.register("coteaching")
+class CoTeachingDetector(Detector):
+    """Score: 1 - fraction of selections, over both networks and every presentation with forget_rate > 0.
+
+    A sample presented P times after the ramp began (forget_rate > 0; the first epoch
+    has forget_rate 0 and selects everything, so it carries no information) was picked
+    S times by the two networks together; score = 1 - S / (2P), 0 when P = 0. Flags:
+    score > `threshold` (default 0.5: dropped in more than half of its selections).
+    Needs the "coteaching" trainer.
+    """
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__(threshold=threshold)
+        self.threshold = threshold
+
+    def score(self, state: TrialState) -> np.ndarray:
+        record = state.extras.get(EXTRAS_KEY)
+        if record is None:
+            raise RuntimeError("the coteaching detector needs the coteaching trainer")
+        presented = record["presented"].astype(np.float64)
+        frac = np.divide(record["selected"], 2 * presented, out=np.ones(state.n), where=presented > 0)
+        return 1.0 - frac
+
+    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+        return scores > self.threshold
+
+
+register_recipe(
+    Recipe(
+        name="coteaching",
+        description="Co-teaching: two U-Nets trained on each other's small-loss samples (forget rate ramps 0 -> 0.3 over "
+        "min(10, epochs // 2) epochs); after training, samples dropped in more than half of their selections are flagged. "
+        "No refurbishment.",
+        trainer="coteaching",
+        detector="coteaching",
+        detect_at=1.0,
+        trainer_params={"tau": 0.3},
+        detector_params={"threshold": 0.5},
+    )
+)

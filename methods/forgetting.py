@@ -1,0 +1,95 @@
+"""Forgetting events (Toneva et al., ICLR 2019), adapted to segmentation.
+
+A sample is "learned" at an epoch when its per-sample Dice (mean over the three
+structures of the training-pass argmax against the label trained on then, from
+`state.overlaps` via `bench.overlap_dice`) is at least `threshold`. A
+forgetting event is a transition learned -> not learned between consecutive
+epochs. Score: the number of forgetting events over the epochs up to detection;
+samples never learned in that window get `epochs seen` (one more than any
+possible count, since E epochs allow at most E // 2 events), the paper's
+"never learned = maximum" rule made population-independent. Flags: by default
+every sample with a score of at least `min_events` (1: forgotten at least once
+or never learned); `flag_rule="mixture"` uses `bench.mixture_flags` instead.
+Both flag nothing when every sample has the same score (typically: on a short
+schedule no sample reached the threshold, so the counts carry no information
+and flagging everyone would refurbish the whole set with an untrained model).
+
+Caveat: "learned" is an absolute Dice; on the small test protocols (64 px, 80
+images, <= 16 epochs) the training-pass Dice stays below 0.5 up to the
+detection epoch, nothing is ever learned and the detector is uninformative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench import Detector, Recipe, TrialState, detectors, mixture_flags, overlap_dice, register_recipe
+
+
+@detectors.register("forgetting")
+class ForgettingDetector(Detector):
+    """Score = forgetting events (Dice >= threshold, then below) up to detection; never learned = epochs seen.
+
+    Flag rule: score >= `min_events` (default 1: forgotten at least once, or never learned),
+    or the high component of a two-component mixture with `flag_rule="mixture"`; nothing when all scores tie.
+    """
+
+    def __init__(self, threshold: float = 0.8, flag_rule: str = "events", min_events: int = 1) -> None:
+        super().__init__(threshold=threshold, flag_rule=flag_rule, min_events=min_events)
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError("threshold must be a Dice in (0, 1]")
+        if flag_rule not in ("events", "mixture"):
+            raise ValueError("flag_rule must be 'events' or 'mixture'")
+        if min_events < 1:
+            raise ValueError("min_events must be at least 1")
+        self.threshold = threshold
+        self.flag_rule = flag_rule
+        self.min_events = min_events
+
+    @staticmethod
+    def dice_history(state: TrialState) -> np.ndarray:
+        """(E, N) per-sample Dice (mean over structures) of each finished epoch's training pass."""
+        return np.stack([overlap_dice(counts).mean(axis=-1) for counts in state.overlaps])
+
+    @staticmethod
+    def count_events(dice_history: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Forgetting events (N,) int and ever-learned (N,) bool from an (E, N) Dice history.
+
+        Learned at epoch e: Dice >= threshold. An event: learned at e, not learned at e + 1.
+        """
+        learned = np.asarray(dice_history, dtype=np.float64) >= threshold
+        if learned.ndim != 2:
+            raise ValueError("dice_history must be (epochs, samples)")
+        events = (learned[:-1] & ~learned[1:]).sum(axis=0)
+        return events.astype(np.int64), learned.any(axis=0)
+
+    @classmethod
+    def forgetting_scores(cls, dice_history: np.ndarray, threshold: float) -> np.ndarray:
+        """Event counts as floats; never-learned samples get the number of epochs (more than any count)."""
+        events, ever = cls.count_events(dice_history, threshold)
+        return np.where(ever, events, len(dice_history)).astype(np.float64)
+
+    def score(self, state: TrialState) -> np.ndarray:
+        return self.forgetting_scores(self.dice_history(state), self.threshold)
+
+    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.size == 0 or np.ptp(scores) == 0:
+            return np.zeros(scores.shape, dtype=bool)
+        if self.flag_rule == "mixture":
+            return mixture_flags(scores)
+        return scores >= self.min_events
+
+
+register_recipe(
+    Recipe(
+        name="forgetting-refurb",
+        description="Forgetting events (Dice >= 0.8 learned, learned -> not learned between epochs) counted up to half of "
+        "training; samples forgotten at least once or never learned (none when all tie) are replaced by the model's pseudo-labels; "
+        "training goes on.",
+        detector="forgetting",
+        refurbisher="pseudo-label",
+        detect_at=0.5,
+        detector_params={"threshold": 0.8},
+    )
+)

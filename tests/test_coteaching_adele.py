@@ -1,0 +1,294 @@
+"""Co-teaching and ADELE: selection, schedules, curve fit, start rule and correction rule against hand truth; small trials.
+
+Detection numbers measured on the small protocol below (80 training images at 64 px,
+8 epochs, seed 0) are in the notes of `test_small_protocol_*`.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bench
+
+SMALL = dataclasses.replace(
+    bench.protocols.get("tiny"),
+    name="small-test",
+    image_size=64,
+    train_patients=20,
+    val_patients=2,
+    test_patients=4,
+    epochs=8,
+    dataset_options={"patients": 30, "splits": (24, 3, 3)},
+)
+
+
+def make_state(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.TrialState:
+    """A hand-made training state: random images, random blocky labels (all four classes)."""
+    protocol = protocol or dataclasses.replace(bench.protocols.get("tiny"), image_size=size)
+    g = torch.Generator().manual_seed(123)
+    images = torch.rand(n, 1, size, size, generator=g)
+    coarse = torch.randint(0, 4, (n, size // 8, size // 8), generator=g)
+    labels = coarse.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    return bench.TrialState(
+        protocol=protocol,
+        seed=seed,
+        images=images,
+        given=labels.numpy().astype(np.uint8),
+        labels=labels.clone(),
+        weights=torch.ones(n),
+        ids=[f"s{i}" for i in range(n)],
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+# ---------------------------------------------------------------- co-teaching
+
+
+def brute_force_pick(losses: list[float], weights: list[float], forget_rate: float) -> set[int]:
+    eligible = [i for i in range(len(losses)) if weights[i] > 0]
+    keep = math.floor((1 - forget_rate) * len(eligible) + 1e-9)
+    keep = min(len(eligible), max(keep, 1 if eligible else 0))
+    return set(sorted(eligible, key=lambda i: (losses[i], i))[:keep])
+
+
+def test_select_small_loss_matches_brute_force_sort():
+    select = bench.trainers.get("coteaching").select_small_loss
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        b = int(rng.integers(1, 17))
+        losses = rng.gamma(2.0, size=b).round(1)  # rounding makes ties
+        weights = (rng.random(b) > 0.25).astype(np.float32) * rng.uniform(0.5, 2, size=b).astype(np.float32)
+        rate = float(rng.choice([0.0, 0.1, 0.3, 0.5, 0.8]))
+        mask = select(torch.tensor(losses), torch.tensor(weights), rate)
+        assert set(np.flatnonzero(mask.numpy())) == brute_force_pick(list(losses), list(weights), rate), trial
+
+
+def test_a_huge_loss_is_never_selected_and_zero_weight_never():
+    select = bench.trainers.get("coteaching").select_small_loss
+    losses = torch.tensor([0.3, 1e6, 0.2, 0.5, 0.1, 0.4, 0.05, 0.6])
+    weights = torch.tensor([1, 1, 1, 1, 1, 1, 0, 1], dtype=torch.float32)
+    for rate in (0.15, 0.3, 0.5):
+        mask = select(losses, weights, rate)
+        assert not mask[1] and not mask[6]
+    assert select(losses, weights, 0.0).tolist() == [True, True, True, True, True, True, False, True]
+    # 7 eligible, forget 0.3 -> keep floor(4.9) = 4 smallest eligible: 0.1, 0.2, 0.3, 0.4
+    assert np.flatnonzero(select(losses, weights, 0.3).numpy()).tolist() == [0, 2, 4, 5]
+
+
+def test_forget_rate_schedule_hand_computed():
+    cls = bench.trainers.get("coteaching")
+    t = cls(tau=0.3)  # 8 epochs -> ramp min(10, 4) = 4: linspace(0, 0.3, 4) then 0.3
+    assert [round(t.forget_rate(e, 8), 10) for e in range(8)] == [0.0, 0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3]
+    t30 = cls(tau=0.45)  # 30 epochs -> ramp 10: tau * e / 9
+    assert t30.forget_rate(0, 30) == 0.0
+    assert t30.forget_rate(3, 30) == pytest.approx(0.15)
+    assert t30.forget_rate(9, 30) == pytest.approx(0.45)
+    assert t30.forget_rate(20, 30) == pytest.approx(0.45)
+    assert cls(tau=0.2, ramp_epochs=0).forget_rate(0, 8) == 0.2
+    assert cls(tau=0.2, ramp_epochs=3).forget_rate(1, 100) == pytest.approx(0.1)
+
+
+def test_two_net_initialisation_is_deterministic_and_leaves_the_rng_alone():
+    cls = bench.trainers.get("coteaching")
+
+    def setup(trainer_cls):
+        state = make_state()
+        torch.manual_seed(7)
+        trainer = trainer_cls()
+        trainer.setup(state)
+        return trainer, state, torch.rand(3)
+
+    (t1, s1, after1), (t2, s2, after2) = setup(cls), setup(cls)
+    _, s_std, after_std = setup(bench.trainers.get("standard"))
+    for a, b in zip(t1.peer.state_dict().values(), t2.peer.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for a, b, c in zip(s1.model.state_dict().values(), s2.model.state_dict().values(), s_std.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)  # network 1 = the standard trainer's model
+    w1 = next(s1.model.parameters())
+    assert not torch.equal(w1, next(t1.peer.parameters()))  # the two networks differ
+    assert torch.equal(after1, after2) and torch.equal(after1, after_std)  # the trial's RNG stream is unchanged
+
+
+def test_each_network_is_updated_on_its_peers_picks():
+    """With lr = 0 the gradients stay in .grad: each net's gradient is that of its loss over the PEER's brute-force picks."""
+    protocol = dataclasses.replace(bench.protocols.get("tiny"), lr=0.0, weight_decay=0.0)
+    state = make_state(n=8, protocol=protocol)
+    torch.manual_seed(3)
+    trainer = bench.trainers.get("coteaching")(tau=0.5, ramp_epochs=0)
+    trainer.setup(state)
+    index = torch.arange(8)
+    w = torch.ones(8)
+    x, y = state.images, state.labels
+    trainer.step(state, index, x, y, w)
+    nets = (state.model, trainer.peer)
+    losses = [bench.per_sample_loss(net(x), y, protocol.dice_weight).detach() for net in nets]
+    picks = [brute_force_pick(loss.tolist(), w.tolist(), 0.5) for loss in losses]
+    assert len(picks[0]) == len(picks[1]) == 4 and picks[0] != picks[1]  # the check can tell own from peer
+    for k, net in enumerate(nets):
+        got = [p.grad.clone() for p in net.parameters()]
+        for own_or_peer, expect_equal in ((picks[1 - k], True), (picks[k], False)):
+            net.zero_grad()
+            sel = torch.tensor(sorted(own_or_peer))
+            bench.per_sample_loss(net(x), y, protocol.dice_weight)[sel].mean().backward()
+            same = all(torch.allclose(g, p.grad, rtol=1e-4, atol=1e-7) for g, p in zip(got, net.parameters(), strict=True))
+            assert same == expect_equal, (k, expect_equal)
+    record = state.extras["coteaching"]
+    assert record["presented"].tolist() == [1] * 8
+    expected = np.zeros(8, dtype=int)
+    for p in picks:
+        expected[sorted(p)] += 1
+    assert record["selected"].tolist() == expected.tolist()
+
+
+def test_coteaching_detector_score_and_flags_from_selection_record():
+    det = bench.detectors.get("coteaching")()
+    state = make_state(n=4)
+    state.extras["coteaching"] = {"presented": np.array([4, 4, 0, 2]), "selected": np.array([8, 3, 0, 1]), "forget_rate": []}
+    scores = det.score(state)
+    np.testing.assert_allclose(scores, [0.0, 1 - 3 / 8, 0.0, 0.75])
+    assert det.flag(scores, state).tolist() == [False, True, False, True]
+
+
+# ---------------------------------------------------------------- ADELE
+
+
+def test_curve_fit_recovers_known_parameters():
+    det = bench.detectors.get("adele")
+    t = np.arange(1, 21, dtype=np.float64)
+    for a, b, c in ((0.85, 0.6, 2.0), (0.7, 1.0, 4.0), (0.95, 0.35, 0.8)):
+        iou = a * (1 - np.exp(-(t**b) / c))
+        got = det.fit_curve(t, iou)
+        assert got is not None
+        np.testing.assert_allclose(got, (a, b, c), rtol=2e-3)
+    assert det.fit_curve(t, np.zeros_like(t)) is None  # nothing learned: no curve
+    assert det.fit_curve(t[:1], t[:1]) is None
+    assert det.fit_curve(t, np.full_like(t, np.nan)) is None
+
+
+def test_closed_form_slope_matches_finite_differences():
+    det = bench.detectors.get("adele")
+    t = np.linspace(1, 10, 19)
+    h = 1e-6
+    for params in ((0.9, 0.5, 1.0), (0.6, 1.0, 3.0)):
+        numeric = (det.curve(t + h, *params) - det.curve(t - h, *params)) / (2 * h)
+        np.testing.assert_allclose(det.curve_slope(t, *params), numeric, rtol=1e-5)
+
+
+def test_start_rule_hand_computed():
+    start = bench.detectors.get("adele").start_epoch
+    # b = 1: f'(t) / f'(1) = exp(-(t - 1) / c); change > 0.9 <=> t > 1 + c ln 10
+    assert 1 + 2 * math.log(10) == pytest.approx(5.605, abs=1e-3)
+    assert start(0.9, 1.0, 2.0, horizon=20) == 6
+    assert start(0.9, 1.0, 4.0, horizon=20) == 11  # 1 + 4 ln 10 = 10.21
+    assert start(0.9, 1.0, 4.0, horizon=10) is None  # beyond the horizon
+    # b = 0.5, c = 1: ratio = t^-0.5 exp(-(sqrt(t) - 1)): t=5 -> 0.1299 (change 0.870), t=6 -> 0.0958 (0.904)
+    assert start(0.5, 0.5, 1.0, horizon=20) == 6
+    assert start(0.5, 0.5, 1.0, horizon=20, r=0.85) == 5
+    assert start(0.0, 0.5, 1.0, horizon=20) is None  # a flat curve never starts
+
+
+def test_detector_starts_each_structure_at_the_hand_computed_epoch():
+    """Feed exact IoU curves through state.overlaps; structures start at max(T*, min_history)."""
+    protocol = dataclasses.replace(bench.protocols.get("tiny"), epochs=12)
+    state = make_state(n=4, protocol=protocol)
+    state.model = bench.build_model(protocol)
+    det = bench.detectors.get("adele")(min_history=3)
+    curves = {1: (0.9, 1.0, 2.0), 2: (0.7, 1.0, 4.0), 3: (0.8, 1.0, 0.3)}  # T* = 6, 11, 2 (1 + c ln 10)
+    expected = {1: 6, 2: 11, 3: 3}  # structure 3 waits for min_history = 3 epochs
+    started = {}
+    for epoch in range(1, 13):
+        counts = np.zeros((4, 3, 3))
+        for k, (a, b, c) in curves.items():
+            v = a * (1 - math.exp(-(epoch**b) / c))
+            total = 4000.0  # pred = label = 1000 per sample; IoU = x / (2000 - x) -> x = 2000 v / (1 + v)
+            counts[:, k - 1] = [2 * total * v / (1 + v) / 4, total / 4, total / 4]
+        state.overlaps.append(counts)
+        state.epoch = epoch
+        det.on_epoch_end(state)
+        for k in state.extras["adele"]["start"]:
+            started.setdefault(k, epoch)
+    assert started == expected
+
+
+def brute_force_correction(labels, prob, correcting, fg, bg):
+    n, h, w = labels.shape
+    out = labels.copy()
+    for i in range(n):
+        present = set(np.unique(labels[i]).tolist()) | {0}
+        for r in range(h):
+            for c in range(w):
+                p = prob[i, :, r, c]
+                new, old = int(np.argmax(p)), int(labels[i, r, c])
+                confident = p[new] > (bg if new == 0 else fg)
+                ok_old = old == 0 or correcting[old]
+                ok_new = new == 0 or correcting[new]
+                if confident and ok_old and ok_new and new in present:
+                    out[i, r, c] = new
+    return out
+
+
+def test_correction_rule_matches_a_brute_force_loop():
+    correct = bench.detectors.get("adele").correct_labels
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, size=(3, 6, 7))
+    labels[1][labels[1] == 3] = 1  # sample 1 has no left atrium: LA may not appear there
+    logits = rng.normal(size=(3, 4, 6, 7)) * 3
+    prob = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for correcting in ([False, True, False, True], [False, False, False, False], [True, True, True, True]):
+        for fg, bg in ((0.7, 0.7), (0.6, 0.9)):
+            got = correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array(correcting), fg, bg).numpy()
+            want = brute_force_correction(labels, prob, correcting, fg, bg)
+            np.testing.assert_array_equal(got, want)
+    changed = correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array([False, True, False, True]), 0.7, 0.7).numpy() != labels
+    assert changed.any() and not changed.all()  # the hand-made case is not trivial
+    assert not (correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array([False, True, True, True])).numpy()[1] == 3).any()
+
+
+def test_adele_consistency_weight_zero_is_the_standard_trainer():
+    states = []
+    for name, params in (("adele", {"consistency_weight": 0.0}), ("standard", {})):
+        state = make_state(n=4)
+        torch.manual_seed(5)
+        trainer = bench.trainers.get(name)(**params)
+        trainer.setup(state)
+        trainer.step(state, torch.arange(4), state.images, state.labels, state.weights)
+        states.append(state.model.state_dict())
+    for a, b in zip(states[0].values(), states[1].values(), strict=True):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- small protocol
+
+
+@pytest.fixture(scope="module")
+def coteaching_record():
+    return bench.run_trial(SMALL, "coteaching", "systematic:0.5,mm=5", seed=0)
+
+
+@pytest.fixture(scope="module")
+def adele_record():
+    return bench.run_trial(SMALL, "adele", "systematic:0.5,mm=5", seed=0)
+
+
+def test_small_protocol_coteaching(coteaching_record):
+    """Measured (seed 0, 80 images, 64 px, 8 epochs): AUROC 0.64 (1 torch thread) but 0.52 (default threads) at
+    systematic:0.5,mm=5; 0.54 at systematic:0.5 and 0.50 at random:0.5 (1 thread). Not reliably above 0.5 at this
+    size, so no AUROC threshold is asserted."""
+    det = coteaching_record["metrics"]["detection"]
+    assert det is not None and det["n_corrupted"] == 40
+    assert coteaching_record["metrics"]["refurbishment"] is None  # no refurbisher
+    assert 0.0 <= det["auroc"] <= 1.0 and det["n_flagged"] > 0
+
+
+def test_small_protocol_adele_corrects_labels_and_gives_pixel_maps(adele_record):
+    """Measured (seed 0, 8 epochs): AUROC 0.43-0.47, pixel precision 0: in 8 epochs the U-Net has not learned the
+    myocardium (train IoU peaks at 0.17 and falls), the fitted curve flattens, and correction shrinks it. Not asserted."""
+    det = adele_record["metrics"]["detection"]
+    assert det is not None and det["pixel"] is not None and det["pixel"]["n_flagged_px"] > 0
+    refurb = adele_record["metrics"]["refurbishment"]
+    assert refurb["n_refurbished"] == det["n_flagged"] > 0
+    groups = [refurb[g] for g in ("corrupted", "clean") if refurb[g]["n"]]
+    assert any(g["label_dice_after"] != g["label_dice_before"] for g in groups)  # state.labels changed
