@@ -15,7 +15,12 @@ import bench
 from bench.training import StandardTrainer, TrialState, fit, per_sample_loss
 
 PROTOCOL = dataclasses.replace(
-    bench.protocols.get("tiny"), name="throughput", image_size=64, train_patients=16, epochs=3, dataset_options={"patients": 20, "splits": (16, 2, 2)}
+    bench.protocols.get("tiny"),
+    name="throughput",
+    image_size=64,
+    train_patients=16,
+    epochs=3,
+    dataset_options={"patients": 20, "splits": (16, 2, 2)},
 )
 
 

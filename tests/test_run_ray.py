@@ -8,7 +8,8 @@ from bench.record import validate_record
 
 def test_bench_run_runs_the_grid_as_tune_trials(ray_session, tmp_path, capsys):
     out = tmp_path / "results"
-    rc = main(["run", "--protocol", "tiny", "--method", "baseline,loss-refurb", "--noise", "systematic:0.5", "--seeds", "1", "--out", str(out)])
+    argv = ["run", "--protocol", "tiny", "--method", "baseline,loss-refurb", "--noise", "systematic:0.5", "--seeds", "1", "--out", str(out)]
+    rc = main(argv)
     captured = capsys.readouterr()
     assert rc == 0, captured.out + captured.err
     records = sorted(out.glob("tiny/v1/*/*/seed*.json"))
