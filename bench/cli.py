@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.errors import BenchError
+from bench.protocols import Protocol
 
 DEFAULT_PROTOCOL = "phantom-quick"
 DEFAULT_METHODS = "baseline,loss-refurb"
@@ -123,17 +124,30 @@ def _describe(obj: object) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
+def protocol_settings(p: Protocol) -> str:
+    """The settings of a protocol in one short block, for `bench list protocols`."""
+    patients = "/".join("all" if n is None else str(n) for n in (p.train_patients, p.val_patients, p.test_patients))
+    return (
+        f"v{p.version}  hash {p.hash}\n{p.dataset} {p.image_size}px, patients {patients} (train/val/test)\n"
+        f"U-Net {p.encoder}, decoder {list(p.decoder_channels)}; {p.epochs} epochs, batch {p.batch_size}, "
+        f"Adam lr {p.lr:g}, wd {p.weight_decay:g}\nseeds {list(p.seeds)}; noise grid: {', '.join(p.noise_grid)}"
+    )
+
+
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    """Print one table per requested kind: name, origin and one-line description."""
+    """Print one table per requested kind: name and one-line description (protocols: every setting too)."""
     registries = _registries()
     kinds = LIST_KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
         reg = registries[kind]
-        table = Table(title=kind, title_justify="left")
+        table = Table(title=kind, title_justify="left", show_lines=kind == "protocols")
         table.add_column("name", style="bold")
         table.add_column("description")
+        if kind == "protocols":
+            table.add_column("settings")
         for name in reg.names():
-            table.add_row(name, _describe(reg.get(name)))
+            extra = [protocol_settings(reg.get(name))] if kind == "protocols" else []
+            table.add_row(name, _describe(reg.get(name)), *extra)
         console.print(table)
     return 0
 

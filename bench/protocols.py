@@ -65,12 +65,85 @@ def _register(p: Protocol) -> None:
     protocols.register(p.name, p, origin=__name__)
 
 
+def _grid(levels: tuple[float, ...]) -> tuple[str, ...]:
+    """`none` plus the study's three error types at each level."""
+    return ("none", *(f"{kind}:{level:g}" for kind in ("random", "systematic", "omission") for level in levels))
+
+
+PAPER_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+_register(
+    Protocol(
+        name="camus-v1",
+        version=1,
+        description="The paper-scale board: CAMUS official split (400/50/50 patients), ED and ES, 2CH and 4CH, 256 px, "
+        "U-Net with a resnet34 encoder (no pretraining), 50 epochs of Adam, seeds 0-2. For GPUs or a cluster; needs --data-root.",
+        dataset="camus",
+        image_size=256,
+        train_patients=None,
+        val_patients=None,
+        test_patients=None,
+        encoder="resnet34",
+        decoder_channels=(256, 128, 64, 32, 16),
+        epochs=50,
+        batch_size=16,
+        lr=1e-3,
+        weight_decay=1e-4,
+        seeds=(0, 1, 2),
+        noise_grid=_grid(PAPER_LEVELS),
+    )
+)
+
+_register(
+    Protocol(
+        name="camus-cpu-v1",
+        version=1,
+        description="CAMUS official split at 128 px with a light U-Net (mobilenet_v2 encoder, small decoder), 10 epochs, "
+        "seeds 0-2: one trial in about half an hour on one CPU core, so a method's row takes hours. Needs --data-root.",
+        dataset="camus",
+        image_size=128,
+        train_patients=None,
+        val_patients=None,
+        test_patients=None,
+        encoder="mobilenet_v2",
+        decoder_channels=(128, 64, 32, 16, 16),
+        epochs=10,
+        batch_size=16,
+        lr=1e-3,
+        weight_decay=1e-4,
+        seeds=(0, 1, 2),
+        noise_grid=_grid(PAPER_LEVELS),
+    )
+)
+
+_register(
+    Protocol(
+        name="phantom-v1",
+        version=1,
+        description="camus-v1 on the synthetic echo phantom (500 patients, 400/50/50): 256 px, resnet34 U-Net, 50 epochs, "
+        "seeds 0-2. For GPUs or a cluster; runs anywhere without data.",
+        dataset="echo-phantom",
+        image_size=256,
+        train_patients=None,
+        val_patients=None,
+        test_patients=None,
+        encoder="resnet34",
+        decoder_channels=(256, 128, 64, 32, 16),
+        epochs=50,
+        batch_size=16,
+        lr=1e-3,
+        weight_decay=1e-4,
+        seeds=(0, 1, 2),
+        noise_grid=_grid(PAPER_LEVELS),
+    )
+)
+
 _register(
     Protocol(
         name="phantom-quick",
         version=1,
-        description="Echo phantom, 96 px, 60 training patients (240 images), light U-Net, 12 epochs: "
-        "one trial in a few minutes on a laptop CPU. The default of `bench run`.",
+        description="Echo phantom, 96 px, 60 training patients (240 images), light U-Net, 12 epochs, seeds 0-1: "
+        "one trial in about two minutes on one CPU core. The default of `bench run`.",
         dataset="echo-phantom",
         image_size=96,
         train_patients=60,
@@ -83,7 +156,7 @@ _register(
         lr=1e-3,
         weight_decay=1e-4,
         seeds=(0, 1),
-        noise_grid=("none", "random:0.5", "systematic:0.5"),
+        noise_grid=_grid((0.25, 0.5, 0.75)),
     )
 )
 

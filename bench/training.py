@@ -39,6 +39,7 @@ class TrialState:
     generator: torch.Generator
     model: torch.nn.Module | None = None
     epoch: int = 0
+    detect_epoch: int | None = None  # after which epoch the recipe detects (None: no detector)
     info: pd.DataFrame | None = None  # one metadata row per training sample (id, patient, view, phase, ...)
     losses: list[np.ndarray] = field(default_factory=list)  # one (N,) array per finished epoch
     #: one (N, 3, 3) int array per finished epoch: per sample and structure, pixels of
@@ -147,6 +148,7 @@ def fit(state: TrialState, recipe: Recipe, on_epoch: EpochCallback | None = None
     trainer.setup(state)
     epochs = state.protocol.epochs
     detect_epoch = recipe.detect_epoch(epochs) if detector else None
+    state.detect_epoch = detect_epoch
     start = time.perf_counter()
     detect_s = 0.0
     epochs_s = []

@@ -22,10 +22,9 @@ would need a width that depends on the noise; `region="foreground"` is available
 
 Checkpoints (default 3): spread evenly over the epochs up to the detection epoch,
 epoch ceil(D * k / K) for k = 1..K, D the detection epoch (D = 4 of 8: epochs 2, 3, 4;
-D = 6 of 12: 2, 4, 6). The detector is not told the recipe's schedule, so D is
-computed from `span` (default 0.5, the recipes' detect_at) the way `Recipe.detect_epoch`
-does; if `score` is called at an epoch that is not yet a checkpoint, that epoch is
-added as the last one, so the detection epoch is always included. Explicit epochs
+D = 6 of 12: 2, 4, 6), D from the recipe's schedule (`state.detect_epoch`); if
+`score` is called at an epoch that is not yet a checkpoint, that epoch is added as
+the last one, so the detection epoch is always included. Explicit epochs
 can be given as a list instead of a count.
 
 Memory: Welford's online mean and M2 over checkpoints, O(N x H x W), never K maps.
@@ -87,7 +86,6 @@ class VOGDetector(Detector):
     def __init__(
         self,
         checkpoints: int | Sequence[int] = 3,
-        span: float = 0.5,
         normalise: str = "group",
         group_by: Sequence[str] = ("view", "phase"),
         region: str = "all",
@@ -96,7 +94,6 @@ class VOGDetector(Detector):
         explicit = not isinstance(checkpoints, int)
         super().__init__(
             checkpoints=list(checkpoints) if explicit else checkpoints,
-            span=span,
             normalise=normalise,
             group_by=list(group_by),
             region=region,
@@ -111,14 +108,11 @@ class VOGDetector(Detector):
             raise ValueError("VOG needs at least 2 checkpoints (a variance over one is 0)")
         else:
             self.explicit = None
-        if not 0.0 < span <= 1.0:
-            raise ValueError("span must be in (0, 1]")
         if normalise not in NORMALISE:
             raise ValueError(f"normalise must be one of {NORMALISE}, not {normalise!r}")
         if region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, not {region!r}")
         self.count = checkpoints if not explicit else len(self.explicit)
-        self.span = span
         self.normalise = normalise
         self.group_by = tuple(group_by)
         self.region = region
@@ -209,9 +203,7 @@ class VOGDetector(Detector):
         """The checkpoint epochs for this protocol (see the module docstring)."""
         if self.explicit is not None:
             return self.explicit
-        epochs = state.protocol.epochs
-        detect = epochs if self.span == 1.0 else min(max(1, round(self.span * epochs)), max(1, epochs - 1))
-        return checkpoint_epochs(self.count, detect)
+        return checkpoint_epochs(self.count, state.detect_epoch or state.protocol.epochs)
 
     def checkpoint(self, state: TrialState) -> None:
         """Take this epoch's gradient maps into the running statistics (once per epoch)."""
@@ -252,6 +244,6 @@ for _name, _refurbisher, _what in (
             detector="vog",
             refurbisher=_refurbisher,
             detect_at=0.5,
-            detector_params={"checkpoints": 3, "span": 0.5},
+            detector_params={"checkpoints": 3},
         )
     )

@@ -1,0 +1,50 @@
+"""Protocols are frozen, versioned and hashed; every registered one is runnable as far as can be checked offline."""
+
+import dataclasses
+
+import pytest
+
+import bench
+from bench.noise import parse_noise
+
+#: Golden hashes. A failing line means a protocol's settings changed: that moves numbers, so give the
+#: protocol a new version (old records stay on the old board) and only then update its hash here.
+GOLDEN = {
+    ("camus-v1", 1): "5a7d8aef36a332c2",
+    ("camus-cpu-v1", 1): "0d46246f4529f1fe",
+    ("phantom-v1", 1): "0558ecb165959287",
+    ("phantom-quick", 1): "ec5781aa4a908b8a",
+    ("tiny", 1): "6fbb3f5f2285cb40",
+}
+
+
+@pytest.mark.parametrize("name", bench.protocols.names())
+def test_protocol_hash_is_pinned_to_its_version(name):
+    p = bench.protocols.get(name)
+    assert GOLDEN.get((p.name, p.version)) == p.hash, f"{name} v{p.version} changed: bump its version"
+
+
+@pytest.mark.parametrize("name", bench.protocols.names())
+def test_protocol_parts_exist(name):
+    p = bench.protocols.get(name)
+    assert p.dataset in bench.datasets
+    for spec in p.noise_grid:
+        parse_noise(spec)
+    assert p.seeds and p.epochs > 0 and p.image_size % 2 ** len(p.decoder_channels) == 0
+    model = bench.build_model(p)  # encoder and decoder fit together, no download
+    assert sum(t.numel() for t in model.parameters()) > 0
+
+
+def test_any_setting_changes_the_hash():
+    p = bench.protocols.get("tiny")
+    for change in ({"epochs": 3}, {"lr": 2e-3}, {"noise_grid": ("none",)}, {"dataset_options": {"patients": 11}}):
+        assert dataclasses.replace(p, **change).hash != p.hash
+
+
+def test_the_study_grid():
+    grid = bench.protocols.get("camus-v1").noise_grid
+    assert grid[0] == "none" and len(grid) == 16
+    assert {parse_noise(s).type for s in grid[1:]} == {"random", "systematic", "omission"}
+    assert {parse_noise(s).level for s in grid[1:]} == {0.1, 0.25, 0.5, 0.75, 0.9}
+    quick = bench.protocols.get("phantom-quick").noise_grid
+    assert {parse_noise(s).level for s in quick[1:]} == {0.25, 0.5, 0.75}
