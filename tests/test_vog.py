@@ -112,7 +112,8 @@ def test_online_vog_matches_numpy_over_stored_maps_in_any_order():
 
 def test_default_checkpoints_spread_up_to_the_detection_epoch():
     def planned(epochs: int, **params) -> list[int]:
-        state = SimpleNamespace(protocol=dataclasses.replace(TINY, epochs=epochs))
+        detect = bench.methods.get("vog-refurb").detect_epoch(epochs)  # what `fit` puts in state.detect_epoch
+        state = SimpleNamespace(protocol=dataclasses.replace(TINY, epochs=epochs), detect_epoch=detect)
         return VOG(**params).planned(state)
 
     assert planned(8) == [2, 3, 4]  # detection after epoch 4 of 8
