@@ -161,6 +161,8 @@ def fit(state: TrialState, recipe: Recipe, on_epoch: EpochCallback | None = None
             losses, logits = trainer.step(state, index, state.images[index], y, state.weights[index])
             epoch_losses[index] = losses
             epoch_overlaps[index] = overlaps(logits.argmax(1), y)
+        if not torch.isfinite(epoch_losses).all():
+            raise FloatingPointError(f"training loss is not finite at epoch {epoch + 1}; the trial is recorded as failed")
         state.losses.append(epoch_losses.numpy().astype(np.float64))
         state.overlaps.append(epoch_overlaps.numpy())
         state.epoch = epoch + 1

@@ -80,3 +80,11 @@ def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path, loss_refurb_rec
     write_json_atomic(path, loss_refurb_record)
     assert json.loads(path.read_text()) == loss_refurb_record
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_non_finite_training_loss_stops_the_trial():
+    import dataclasses
+
+    diverging = dataclasses.replace(bench.protocols.get("tiny"), name="diverging", lr=1e30)
+    with pytest.raises(FloatingPointError, match="not finite at epoch"):
+        bench.run_trial(diverging, "baseline", "none", seed=0)
