@@ -162,6 +162,29 @@ _register(
 
 _register(
     Protocol(
+        name="small",
+        version=1,
+        description="For detector tests and benchmarks: 20 training patients (80 images) at 64 px, 8 epochs. "
+        "Numbers are indicative only.",
+        dataset="echo-phantom",
+        image_size=64,
+        train_patients=20,
+        val_patients=2,
+        test_patients=4,
+        encoder="mobilenet_v2",
+        decoder_channels=(32, 16, 8, 8, 8),
+        epochs=8,
+        batch_size=8,
+        lr=1e-3,
+        weight_decay=0.0,
+        seeds=(0,),
+        noise_grid=("none", "systematic:0.5"),
+        dataset_options={"patients": 30, "splits": (24, 3, 3)},
+    )
+)
+
+_register(
+    Protocol(
         name="tiny",
         version=1,
         description="For tests only: 4 training patients at 64 px, 2 epochs. Numbers mean nothing.",

@@ -13,16 +13,7 @@ import torch
 
 import bench
 
-SMALL = dataclasses.replace(
-    bench.protocols.get("tiny"),
-    name="small-test",
-    image_size=64,
-    train_patients=20,
-    val_patients=2,
-    test_patients=4,
-    epochs=8,
-    dataset_options={"patients": 30, "splits": (24, 3, 3)},
-)
+SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 
 
 def make_state(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.TrialState:

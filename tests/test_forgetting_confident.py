@@ -14,16 +14,7 @@ import torch
 import bench
 from bench.trial import protocol_data, to_tensor
 
-SMALL = dataclasses.replace(
-    bench.protocols.get("tiny"),
-    name="small-test",
-    image_size=64,
-    train_patients=20,
-    val_patients=2,
-    test_patients=4,
-    epochs=8,
-    dataset_options={"patients": 30, "splits": (24, 3, 3)},
-)
+SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 
 
 def forgetting():

@@ -14,6 +14,7 @@ GOLDEN = {
     ("camus-cpu-v1", 1): "0d46246f4529f1fe",
     ("phantom-v1", 1): "0558ecb165959287",
     ("phantom-quick", 1): "ec5781aa4a908b8a",
+    ("small", 1): "cd30fab0613a3e53",
     ("tiny", 1): "6fbb3f5f2285cb40",
 }
 

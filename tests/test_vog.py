@@ -170,16 +170,7 @@ def test_score_groups_by_view_and_phase_from_the_info():
 # mm=5, 0.62 and 0.63. Mean training loss over epochs 2-4 gave 0.62 / 0.54 (0.65 / 0.62 with mm=5). At this size
 # VOG is not reliably above chance, so asserting > 0.5 would only pin one lucky seed and break whenever the
 # phantom or the noise moves; the tests check that the runs are well formed and print the AUROC.
-SMALL = dataclasses.replace(
-    TINY,
-    name="small-test",
-    image_size=64,
-    train_patients=20,
-    val_patients=2,
-    test_patients=4,
-    epochs=8,
-    dataset_options={"patients": 30, "splits": (24, 3, 3)},
-)
+SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 NOISE = "systematic:0.5"
 
 
