@@ -78,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS)")
     run.add_argument("--cpus-per-trial", type=int, default=1, help="CPU cores per trial; torch threads follow it (default 1)")
     run.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once (default: as CPUs allow)")
+    run.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=0.0,
+        help="GPUs Ray reserves per trial, may be fractional (default 0); trials still train on the CPU for now",
+    )
+    run.add_argument("--address", default=None, help="run on an existing Ray cluster at HOST:PORT (default: start a local Ray)")
+    run.add_argument(
+        "--storage",
+        default=None,
+        help="Ray Tune's experiment folder or URI (default <out>/_tune); with --address on several nodes it must be shared by all",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run: skip cells that already have an ok record of the same protocol hash under --out",
+    )
 
     noise = sub.add_parser("noise", help="look at a noise model: bench noise show SPEC")
     noise_sub = noise.add_subparsers(dest="noise_command", required=True, parser_class=_Parser)
@@ -97,8 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     dshow.add_argument("--count", type=int, default=12, help="number of images (default 12)")
     dshow.add_argument("--out", type=Path, default=Path("data.png"), help="PNG file to write (default ./data.png)")
 
+    leader = sub.add_parser("leaderboard", help="aggregate result records into a board: table, md, csv, html or latex")
+    leader.add_argument("paths", nargs="*", type=Path, help="folders (searched for *.json) or record files (default: leaderboard/)")
+    leader.add_argument("--protocol", default=None, help="only this protocol: NAME or NAME@VERSION (default: all, never pooled)")
+    leader.add_argument(
+        "--format",
+        choices=("table", "md", "csv", "html", "latex"),
+        default=None,
+        help="output format (default: from the --out suffix .md/.csv/.html/.tex, else table)",
+    )
+    leader.add_argument("--out", type=Path, default=None, help="write the board to this file, atomically (default: print to stdout)")
+
     lister = sub.add_parser("list", help="list what is registered")
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
+
+    validate = sub.add_parser(
+        "validate", help="check result records: schema, protocol hash, duplicates, impossible values, dataset fingerprints"
+    )
+    validate.add_argument(
+        "paths", nargs="+", type=Path, help="record files or folders (searched for *.json; _tune and dot folders skipped)"
+    )
     return parser
 
 
@@ -175,35 +210,62 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         raise BenchError(f"--cpus-per-trial must be at least 1, got {args.cpus_per_trial}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise BenchError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+    if not 0.0 <= args.gpus_per_trial < float("inf"):
+        raise BenchError(f"--gpus-per-trial must be a number >= 0, got {args.gpus_per_trial}")
     grid = plan_grid(protocol, method_names, noise_specs, seeds)
     if args.out.exists() and not args.out.is_dir():
         raise BenchError(f"--out {args.out} exists and is not a folder; pick another path")
 
+    from rich.markup import escape
+
     from bench.display import TrialDisplay, summary_table
-    from bench.runner import run_grid
+    from bench.runner import check_existing, probe_address, run_grid
     from bench.trial import protocol_data
 
-    with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
-        protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
-
-    console.print(
-        f"[bold]{protocol.name}[/] v{protocol.version} ({protocol.hash}): {len(grid)} trial(s), "
-        f"{args.cpus_per_trial} CPU each, records under {args.out}/"
-    )
-    with TrialDisplay(console) as display:
-        records = run_grid(
-            grid,
-            args.out,
-            cpus_per_trial=args.cpus_per_trial,
-            max_concurrent=args.max_concurrent,
-            display=display,
-            data_root=args.data_root,
+    if args.address:
+        probe_address(args.address)  # a wrong address fails in seconds, before any work
+    existing = check_existing(grid, args.out, {protocol.name: protocol}, resume=args.resume)  # never overwrites without --resume
+    if args.resume:
+        redo = f" ({len(existing.redo)} failed or unreadable before, rerun)" if existing.redo else ""
+        console.print(
+            f"resume: {len(existing.done)} of {len(grid)} trial(s) already have an ok record under {args.out}/, skipped; "
+            f"running {len(existing.todo)}{redo}",
+            highlight=False,
         )
-    console.print(summary_table(records))
+    records: list[dict] = []
+    if existing.todo:
+        with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
+            protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
+        where = f"on the Ray cluster at {args.address}" if args.address else "on a local Ray"
+        gpus = f", {args.gpus_per_trial:g} GPU" if args.gpus_per_trial else ""
+        console.print(
+            f"[bold]{protocol.name}[/] v{protocol.version} ({protocol.hash}): {len(existing.todo)} trial(s), "
+            f"{args.cpus_per_trial} CPU{gpus} each, {where}, records under {args.out}/"
+        )
+        if args.gpus_per_trial:
+            console.print("note: --gpus-per-trial reserves GPUs in Ray, but trials still train on the CPU (no device selection yet)")
+        with TrialDisplay(console) as display:
+            records = run_grid(
+                existing.todo,
+                args.out,
+                cpus_per_trial=args.cpus_per_trial,
+                max_concurrent=args.max_concurrent,
+                display=display,
+                data_root=args.data_root,
+                gpus_per_trial=args.gpus_per_trial,
+                address=args.address,
+                storage=args.storage,
+                protocols={protocol.name: protocol},
+            )
+    ran = {(r["method"]["name"], r["noise"]["spec"], r["seed"]): r for r in records}
+    merged = [existing.done.get(t) or ran.get((t.method, t.noise, t.seed)) for t in grid]
+    console.print(summary_table([r for r in merged if r is not None]))
     failed = [r for r in records if r["status"] != "ok"]
-    missing = len(grid) - len(records)
+    missing = len(existing.todo) - len(records)
     for r in failed:
-        console.print(f"[red]failed[/]: {r['method']['name']} | {r['noise']['spec']} | seed {r['seed']}: {r['error']}")
+        console.print(
+            f"[red]failed[/]: {escape(r['method']['name'])} | {escape(r['noise']['spec'])} | seed {r['seed']}: {escape(r['error'])}"
+        )
     if missing:
         console.print(f"[red]{missing} trial(s) wrote no record[/]")
     return 1 if failed or missing else 0
@@ -264,6 +326,39 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
+    """`bench leaderboard`: read records, aggregate them into a board, print it or write it atomically to --out."""
+    from bench.leaderboard import SUFFIX_FORMATS, board, load_records, print_tables, render, write_text_atomic
+
+    fmt = args.format or (SUFFIX_FORMATS.get(args.out.suffix.lower(), "table") if args.out is not None else "table")
+    if args.out is not None and args.out.is_dir():
+        raise BenchError(f"--out {args.out} is a folder; give a file name, e.g. {args.out / ('board.' + fmt)}")
+    frame = board(load_records(args.paths or [Path("leaderboard")], protocol=args.protocol))
+    if args.out is None and fmt == "table":
+        print_tables(frame, console)
+        return 0
+    text = render(frame, fmt)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    write_text_atomic(args.out, text)
+    console.print(f"wrote {args.out} ({fmt}): {len(frame)} rows", markup=False, highlight=False)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """`bench validate`: one line per problem (file: problem); exit 0 clean, 1 with problems, 2 for a missing path."""
+    from bench.validate import validate_paths
+
+    count, problems = validate_paths(args.paths)
+    for file, problem in problems:
+        console.print(f"{file}: {problem}", markup=False, highlight=False, soft_wrap=True)
+    files = len({file for file, _ in problems})
+    verdict = f"{len(problems)} problem(s) in {files} file(s)" if problems else "no problems"
+    console.print(f"{count} record file(s) checked: {verdict}", markup=False, highlight=False)
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bench` console script."""
     console = Console()
@@ -272,7 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
-        handler = {"run": cmd_run, "list": cmd_list, "noise": cmd_noise, "data": cmd_data}[args.command]
+        handler = {
+            "run": cmd_run,
+            "list": cmd_list,
+            "noise": cmd_noise,
+            "data": cmd_data,
+            "leaderboard": cmd_leaderboard,
+            "validate": cmd_validate,
+        }[args.command]
         return handler(args, console)
     except BenchError as error:
         err.print(f"bench: error: {error}", markup=False, highlight=False, soft_wrap=True)

@@ -122,6 +122,89 @@ def validate_record(record: Any) -> list[str]:
     return problems
 
 
+_FRACTIONS = ("precision", "recall", "f1", "auroc", "ap", "precision_at_budget", "recall_at_budget")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any, what: str, limit: Any, limit_name: str) -> list[str]:
+    """Problems with a count: a non-negative integer, at most `limit` when that is known."""
+    if value is None:
+        return []
+    if not _number(value) or value != int(value) or value < 0:
+        return [f"{what} = {value!r} is not a non-negative count"]
+    if _number(limit) and value > limit:
+        return [f"{what} = {value} is more than {limit_name} = {limit}"]
+    return []
+
+
+def _fraction(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not _number(value) or not 0.0 <= value <= 1.0:
+        return [f"{what} = {value!r} is not in [0, 1]"]
+    return []
+
+
+def impossible_values(record: dict[str, Any]) -> list[str]:
+    """Values no trial can produce (beyond `validate_record`'s shape checks); empty list = plausible.
+
+    Counts within [0, n_train], fractions (detection, label Dice) within [0, 1],
+    times non-negative and finite, per-sample lists one entry per training
+    sample and agreeing with the counts. Expects a record that passes `validate_record`.
+    """
+    problems: list[str] = []
+    n_train = record["dataset"].get("n_train")
+    problems += _count(n_train, "dataset.n_train", None, "")
+    problems += _count(record["dataset"].get("n_test"), "dataset.n_test", None, "")
+    noise = record["noise"]
+    problems += _fraction(noise.get("level"), "noise.level")
+    problems += _count(noise.get("n_corrupted"), "noise.n_corrupted", n_train, "dataset.n_train")
+    problems += _fraction(noise.get("mean_label_dice"), "noise.mean_label_dice")
+    for key, value in record["cost"].items():
+        if key.endswith("_s") and not (_number(value) and 0.0 <= value < float("inf")):
+            problems.append(f"cost.{key} = {value!r} is not a finite non-negative time")
+    metrics = record["metrics"]
+    loss = metrics.get("final_train_loss")
+    if loss is not None and not (_number(loss) and 0.0 <= loss < float("inf")):
+        problems.append(f"metrics.final_train_loss = {loss!r} is not a finite non-negative loss")
+    detection = metrics.get("detection")
+    if isinstance(detection, dict):
+        problems += _count(detection.get("n_flagged"), "metrics.detection.n_flagged", n_train, "dataset.n_train")
+        problems += _count(detection.get("n_corrupted"), "metrics.detection.n_corrupted", n_train, "dataset.n_train")
+        problems += [p for key in _FRACTIONS for p in _fraction(detection.get(key), f"metrics.detection.{key}")]
+        pixel = detection.get("pixel")
+        if isinstance(pixel, dict):
+            problems += [p for key in ("precision", "recall") for p in _fraction(pixel.get(key), f"metrics.detection.pixel.{key}")]
+    refurb = metrics.get("refurbishment")
+    if isinstance(refurb, dict):
+        problems += _count(refurb.get("n_refurbished"), "metrics.refurbishment.n_refurbished", n_train, "dataset.n_train")
+        for group in ("corrupted", "clean"):
+            part = refurb.get(group)
+            if isinstance(part, dict):
+                for key in ("label_dice_before", "label_dice_after"):
+                    problems += _fraction(part.get(key), f"metrics.refurbishment.{group}.{key}")
+    per_sample = record.get("per_sample")
+    if isinstance(per_sample, dict):
+        for key in ("scores", "flags", "corrupted", "refurbished"):
+            values = per_sample.get(key)
+            if values is None:
+                continue
+            if not isinstance(values, list):
+                problems.append(f"per_sample.{key} is not a list")
+            elif _number(n_train) and len(values) != n_train:
+                problems.append(f"per_sample.{key} has {len(values)} entries, not one per training sample ({n_train})")
+            elif key != "scores" and any(v not in (0, 1) for v in values):
+                problems.append(f"per_sample.{key} holds values other than 0 and 1")
+        for key, total in (("flags", (detection or {}).get("n_flagged")), ("corrupted", noise.get("n_corrupted"))):
+            values = per_sample.get(key)
+            if isinstance(values, list) and _number(total) and all(v in (0, 1) for v in values) and sum(values) != total:
+                problems.append(f"per_sample.{key} marks {sum(values)} samples but the record counts {total}")
+    return problems
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write `data` as JSON to `path` via a temporary file and a rename (never half-written)."""
     path.parent.mkdir(parents=True, exist_ok=True)

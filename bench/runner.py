@@ -2,31 +2,56 @@
 
 Every name and spec is checked before Ray starts, so a typo costs nothing.
 Each Tune trial runs `bench.trial.run_trial` with torch threads set from its CPU
-share, writes its record atomically, and reports progress per epoch to the
-driver, which shows a live table and a summary at the end.
+share and reports progress per epoch; its last report carries the whole record,
+which the driver writes atomically (the driver is the only writer, so `--out`
+needs no shared file system on a cluster). A trial that raises, or whose
+training loss stops being finite (checked by the training loop, and the final
+loss again here), becomes a failed record and the others go on.
+
+Runs are resumable by their records: `check_existing` finds the grid cells that
+already have an `ok` record of the same protocol hash under `--out`, and only
+the rest run. Ctrl-C stops the driver at once (KeyboardInterrupt, exit 130 in
+the CLI); finished records stay, running trials are lost and rerun by --resume.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import socket
 import traceback
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ray import tune
 
 from bench.errors import BenchError
 from bench.method import methods
 from bench.noise import parse_noise
 from bench.protocols import Protocol
-from bench.record import SCHEMA, SCHEMA_VERSION, git_commit, now, package_versions, record_path, write_json_atomic
+from bench.record import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    git_commit,
+    impossible_values,
+    now,
+    package_versions,
+    record_path,
+    validate_record,
+    write_json_atomic,
+)
 
 # Tune's own console output would fight the suite's display.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ctrl-C: a KeyboardInterrupt in the driver instead of Tune's "save and return as if finished".
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,72 @@ def plan_grid(protocol: Protocol, method_names: list[str], noise_specs: list[str
     return [TrialSpec(protocol.name, m, n, s) for m in unique_methods for n in unique_noise for s in unique_seeds]
 
 
+def cell_path(out: Path, spec: TrialSpec, protocol: Protocol) -> Path:
+    """Where the record of grid cell `spec` lives under `out` (see `bench.record.record_path`)."""
+    stub = {
+        "protocol": {"name": protocol.name, "version": protocol.version},
+        "method": {"name": spec.method},
+        "noise": {"spec": spec.noise},
+    }
+    return record_path(out, {**stub, "seed": spec.seed})
+
+
+@dataclass
+class ExistingRecords:
+    """What `check_existing` found: the cells still to run and the finished records, by cell."""
+
+    todo: list[TrialSpec]
+    done: dict[TrialSpec, dict[str, Any]] = field(default_factory=dict)
+    #: cells that had a record which is rerun (failed or unreadable), with the reason
+    redo: list[tuple[TrialSpec, str]] = field(default_factory=list)
+
+
+def check_existing(grid: list[TrialSpec], out: Path, protocols: Mapping[str, Protocol], resume: bool) -> ExistingRecords:
+    """Compare the grid with the records already under `out`, before anything runs.
+
+    Without `resume` any existing record of a cell is a BenchError (nothing is
+    overwritten). With `resume` a cell whose record is `ok` with the same
+    protocol hash is skipped; a failed or unreadable record is rerun (and
+    replaced); an `ok` record of another hash (a protocol changed without a
+    version bump) is a BenchError.
+    """
+    found = ExistingRecords(todo=[])
+    for spec in grid:
+        protocol = protocols[spec.protocol]
+        path = cell_path(out, spec, protocol)
+        if not path.exists():
+            found.todo.append(spec)
+            continue
+        if not resume:
+            raise BenchError(f"a record for {spec.label} already exists: {path}; add --resume to finish that run, or use another --out")
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            found.todo.append(spec)
+            found.redo.append((spec, f"unreadable ({type(error).__name__})"))
+            continue
+        if validate_record(record):
+            found.todo.append(spec)
+            found.redo.append((spec, "not a valid record"))
+            continue
+        if record["status"] != "ok":
+            found.todo.append(spec)
+            found.redo.append((spec, "failed before"))
+        elif record["protocol"].get("hash") != protocol.hash:
+            raise BenchError(
+                f"{path} has protocol hash {record['protocol'].get('hash')}, but {protocol.name} v{protocol.version} is now "
+                f"{protocol.hash} (changed without a version bump?); use another --out"
+            )
+        else:
+            found.done[spec] = record
+    return found
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else ""
+
+
 def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> dict[str, Any]:
     """A record saying the trial failed and why (kept beside the good ones)."""
     noise = parse_noise(spec.noise)
@@ -64,7 +155,7 @@ def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> 
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "status": "failed",
-        "error": f"{type(error).__name__}: {error}",
+        "error": f"{type(error).__name__}: {_error_line(error)}",
         "traceback": traceback.format_exception(error)[-3:],
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash},
         "dataset": {"name": protocol.dataset, "fingerprint": None, "n_train": None, "n_test": None},
@@ -91,51 +182,144 @@ def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> 
     }
 
 
+def check_worker_protocol(sent: Protocol) -> None:
+    """Refuse to run when this process registers the protocol's name and version with other settings (other code on a node)."""
+    from bench.protocols import protocols
+
+    if sent.name in protocols.names():
+        mine = protocols.get(sent.name)
+        if mine.version == sent.version and mine.hash != sent.hash:
+            raise BenchError(
+                f"protocol {sent.name} v{sent.version} hashes to {mine.hash} here but {sent.hash} in the driver; "
+                "install the same echo-noise-bench on every node"
+            )
+
+
 def _trainable(config: dict[str, Any]) -> None:
-    """The Tune trainable: one trial, its record written atomically, progress reported per epoch."""
+    """The Tune trainable: one trial, progress reported per epoch, the record sent to the driver in the last report."""
     import torch
-    from ray import tune
 
     from bench.plugins import load_plugins
-    from bench.protocols import protocols
     from bench.trial import run_trial
 
     torch.set_num_threads(max(1, int(config["threads"])))
     load_plugins()
     spec = TrialSpec(**config["trial"])
-    protocol = protocols.get(spec.protocol)
-    out = Path(config["out"])
+    protocol: Protocol = config["protocols"][spec.protocol]
 
-    def on_epoch(epoch: int, loss: float) -> None:
+    def on_epoch(epoch: int, loss: float) -> None:  # the training loop itself stops on a non-finite loss
         tune.report({"epoch": epoch, "epochs": protocol.epochs, "train_loss": loss, "done": False})
 
     try:
+        check_worker_protocol(protocol)
         record = run_trial(protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch, data_root=config["data_root"])
+        final_loss = record["metrics"].get("final_train_loss")
+        if not isinstance(final_loss, (int, float)) or not math.isfinite(final_loss):
+            raise FloatingPointError(f"the final training loss is {final_loss}")
+        problems = validate_record(record) + impossible_values(record)
+        if problems:
+            raise RuntimeError(f"the trial produced an invalid record: {'; '.join(problems[:3])}")
     except Exception as error:  # a failed trial is recorded and does not stop the others
         record = failed_record(spec, protocol, error)
-    path = record_path(out, record)
-    write_json_atomic(path, record)
     dice = record["metrics"].get("dice", {})
-    final = {"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record["status"], "record": str(path)}
-    tune.report({**final, **{f"dice_{k}": v for k, v in dice.items()}})
+    final = {"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record["status"]}
+    tune.report({**final, **{f"dice_{k}": v for k, v in dice.items()}, "record_json": json.dumps(record)})
 
 
-def init_ray(num_cpus: int | None = None) -> None:
-    """Start a quiet local Ray (no dashboard, worker logs kept off the console) unless one is running."""
+class RecordWriter(tune.Callback):
+    """A Tune callback (runs in the driver) writing each trial's record atomically as soon as it arrives.
+
+    A trial whose process dies without sending its record (killed, out of
+    memory, an error outside the trial's own try) gets a failed record here.
+    """
+
+    def __init__(self, out: Path, protocols: Mapping[str, Protocol]) -> None:
+        self.out = out
+        self.protocols = dict(protocols)
+        self.records: dict[TrialSpec, dict[str, Any]] = {}
+        self.paths: dict[TrialSpec, Path] = {}
+
+    def _write(self, spec: TrialSpec, record: dict[str, Any]) -> None:
+        path = record_path(self.out, record)
+        write_json_atomic(path, record)
+        self.records[spec], self.paths[spec] = record, path
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get("record_json"):
+            self._write(TrialSpec(**trial.config["trial"]), json.loads(result["record_json"]))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        spec = TrialSpec(**trial.config["trial"])
+        if spec in self.records:
+            return
+        error = trial.get_error()
+        where = getattr(trial, "path", None)
+        text = _error_line(Exception(error)) if error else f"the trial's process failed (Tune's error file: {where}/error.txt)"
+        cause = RuntimeError(text)
+        self._write(spec, failed_record(spec, self.protocols[spec.protocol], cause))
+
+
+def _connect_error(address: str, error: BaseException) -> str:
+    chain, e = [], error
+    while e is not None and len(chain) < 5:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any("authentication" in f"{type(e).__name__} {e}".lower() for e in chain):
+        return (
+            f"cannot connect to Ray at {address}: the cluster wants an auth token; set RAY_AUTH_MODE=token and the "
+            "cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        )
+    return f"cannot connect to Ray at {address}: {_error_line(error)}"
+
+
+def probe_address(address: str, timeout: float = 10.0) -> None:
+    """BenchError unless something listens at a HOST:PORT address (Ray itself would retry for many minutes); other forms pass."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BenchError(f"--address {address} is not HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or a ray:// address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BenchError(f"cannot reach Ray at {address}: {reason}; is the head running (ray status --address {address})?") from None
+
+
+def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
+    """Start a quiet local Ray (no dashboard, worker logs kept off the console), or connect to `address`; no-op if Ray is up."""
     import ray
 
     if ray.is_initialized():
         return
     for name in ("ray", "ray.tune", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+    if address:
+        probe_address(address)
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise BenchError(_connect_error(address, error)) from None
+        return
     ray.init(
         num_cpus=num_cpus or os.cpu_count() or 1,
         include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        configure_logging=True,
         object_store_memory=256 * 1024 * 1024,
+        **quiet,
     )
+
+
+def check_resources(cpus_per_trial: int, gpus_per_trial: float) -> None:
+    """BenchError when no node of the running Ray could ever hold one trial (Tune would wait for ever)."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    if cpus_per_trial > cpus:
+        raise BenchError(f"each trial asks for {cpus_per_trial} CPU(s) but the Ray cluster has {cpus:g}; lower --cpus-per-trial")
+    if gpus_per_trial > gpus:
+        raise BenchError(f"each trial asks for {gpus_per_trial:g} GPU(s) but the Ray cluster has {gpus:g}; lower --gpus-per-trial")
 
 
 def run_grid(
@@ -145,40 +329,51 @@ def run_grid(
     max_concurrent: int | None = None,
     display: Any = None,
     data_root: Path | None = None,
+    *,
+    gpus_per_trial: float = 0.0,
+    address: str | None = None,
+    storage: str | Path | None = None,
+    protocols: Mapping[str, Protocol] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run `grid` as Tune trials; return the records written (in grid order)."""
-    from ray import tune
+    """Run `grid` as Tune trials; return the records written (in grid order).
 
-    init_ray()
+    `protocols` maps a protocol name to the object the trials run (default: the
+    registered one); the driver sends it to the workers. `address` connects to
+    an existing Ray cluster; `storage` is Tune's experiment folder or URI (default
+    `<out>/_tune`; on a multi-node cluster it must be shared by every node).
+    `gpus_per_trial` only reserves GPUs: trials still train on the CPU.
+    """
+    from bench.protocols import protocols as registry
+
+    by_name = dict(protocols or {})
+    for spec in grid:
+        if spec.protocol not in by_name:
+            by_name[spec.protocol] = registry.get(spec.protocol)
+    init_ray(address=address)
+    check_resources(cpus_per_trial, gpus_per_trial)
     out = out.resolve()
-    storage = out / "_tune"
-    trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
+    storage_path = str(storage) if storage is not None and "://" in str(storage) else str(Path(storage or out / "_tune").resolve())
+    resources: dict[str, float] = {"cpu": cpus_per_trial}
+    if gpus_per_trial > 0:
+        resources["gpu"] = gpus_per_trial
+    writer = RecordWriter(out, by_name)
     tuner = tune.Tuner(
-        trainable,
+        tune.with_resources(_trainable, resources),
         param_space={
             "trial": tune.grid_search([asdict(t) for t in grid]),
+            "protocols": by_name,
             "out": str(out),
             "threads": cpus_per_trial,
             "data_root": str(data_root.resolve()) if data_root is not None else None,
         },
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0, reuse_actors=True),
         run_config=tune.RunConfig(
-            storage_path=str(storage),
+            storage_path=storage_path,
             name=f"run-{now().replace(':', '')}",
             verbose=0,
-            callbacks=[display] if display is not None else [],
+            callbacks=[writer, display] if display is not None else [writer],
             log_to_file=False,
         ),
     )
-    results = tuner.fit()
-    records = []
-    by_trial = {}
-    for result in results:
-        metrics = result.metrics or {}
-        trial = TrialSpec(**result.config["trial"])
-        if metrics.get("record"):
-            by_trial[trial] = json.loads(Path(metrics["record"]).read_text())
-    for trial in grid:
-        if trial in by_trial:
-            records.append(by_trial[trial])
-    return records
+    tuner.fit()
+    return [writer.records[spec] for spec in grid if spec in writer.records]

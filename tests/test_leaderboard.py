@@ -1,0 +1,319 @@
+"""The leaderboard: numbers against hand-computed truth, no pooling across protocol hashes, every format, errors.
+
+Records are synthetic: one real record from a tiny trial is the template (so every record is
+valid by construction), and the metric values are overwritten with hand-chosen numbers whose
+means, t-intervals and paired p-values are worked out here with direct formulas.
+"""
+
+import copy
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bench
+from bench.cli import main
+from bench.leaderboard import METRICS, board, load_records, render
+from bench.record import record_path, validate_record, write_json_atomic
+
+T_975_DOF2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom (tables)
+T_975_DOF1 = 12.706204736174707  # ... 1 degree of freedom
+
+
+@pytest.fixture(scope="session")
+def template():
+    record = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0)
+    record.pop("per_sample", None)
+    return record
+
+
+def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.0, ap=None, gain=None, ef=5.0, hd95=20.0, proto_hash=None):
+    """A valid record with hand-chosen numbers: Dice LV/MYO/LA = dice + 0.1 / dice / dice - 0.1, mean = dice."""
+    r = copy.deepcopy(template)
+    kind, _, rest = noise.partition(":")
+    r["method"]["name"] = method
+    r["noise"].update(spec=noise, type=kind, level=float(rest.split(",")[0]) if rest else 0.0)
+    r["seed"] = seed
+    if proto_hash is not None:
+        r["protocol"]["hash"] = proto_hash
+    m = r["metrics"]
+    m["dice"] = {"lv": dice + 0.1, "myo": dice, "la": dice - 0.1, "mean": dice}
+    m["hd95"] = {"lv": hd95, "myo": hd95, "la": hd95, "mean": hd95}
+    m["clinical"] = {**(m["clinical"] or {}), "ef_abs_error_mean": ef}
+    if ap is None:
+        m["detection"] = None
+        m["refurbishment"] = None
+    else:
+        m["detection"] = {"precision": ap - 0.1, "recall": ap - 0.2, "f1": ap - 0.15, "ap": ap, "auroc": ap + 0.05, "n_flagged": 4}
+        m["refurbishment"] = {
+            "n_refurbished": 4,
+            "corrupted": {"n": 3, "label_dice_before": 0.8, "label_dice_after": 0.8 + gain},
+            "clean": {"n": 1, "label_dice_before": 1.0, "label_dice_after": 0.9},
+        }
+    r["cost"]["wall_s"] = wall
+    assert validate_record(r) == []
+    return r
+
+
+def failed(template, method, noise="systematic:0.5", seed=0):
+    r = make(template, method, noise, seed)
+    r.update(status="failed", error="RuntimeError: boom", metrics={}, cost={})
+    assert validate_record(r) == []
+    return r
+
+
+def t_interval(values, t_quantile):
+    v = np.asarray(values, dtype=float)
+    return v.mean(), t_quantile * v.std(ddof=1) / math.sqrt(len(v))
+
+
+@pytest.fixture()
+def grid(template):
+    """baseline and refurb over 3 seeds at systematic:0.5 (refurb has a 4th, failed seed), a method that only failed."""
+    records = []
+    for seed, (b, m) in enumerate(zip([0.50, 0.55, 0.70], [0.60, 0.70, 0.80], strict=True)):
+        records.append(make(template, "baseline", seed=seed, dice=b, wall=10.0 * (seed + 1), ef=4.0 + seed))
+        records.append(make(template, "refurb", seed=seed, dice=m, wall=20.0 * (seed + 1), ap=0.7 + 0.1 * seed, gain=0.1 + 0.05 * seed))
+    records.append(failed(template, "refurb", seed=3))
+    records.append(failed(template, "broken", seed=0))
+    return records
+
+
+def row(frame, method, noise="systematic:0.5"):
+    rows = frame[(frame["method"] == method) & (frame["noise"] == noise)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_means_intervals_ranks_and_paired_test_match_hand_computation(grid):
+    frame = board(grid)
+    assert len(frame) == 3
+    refurb, base, broken = row(frame, "refurb"), row(frame, "baseline"), row(frame, "broken")
+
+    assert (refurb["n"], refurb["failed"], base["n"], base["failed"], broken["n"], broken["failed"]) == (3, 1, 3, 0, 0, 1)
+    mean, half = t_interval([0.60, 0.70, 0.80], T_975_DOF2)
+    assert refurb["dice_mean"] == pytest.approx(0.70) and mean == pytest.approx(0.70)
+    assert refurb["dice_mean_ci"] == pytest.approx(half, rel=1e-9)
+    assert refurb["dice_mean_ci"] == pytest.approx(T_975_DOF2 * 0.1 / math.sqrt(3), rel=1e-9)
+    assert [refurb[f"dice_{s}"] for s in ("lv", "myo", "la")] == pytest.approx([0.80, 0.70, 0.60])
+    assert base["dice_mean"] == pytest.approx((0.50 + 0.55 + 0.70) / 3)
+    assert refurb["hd95"] == pytest.approx(20.0) and refurb["hd95_ci"] == pytest.approx(0.0)
+    assert base["ef_error"] == pytest.approx(5.0) and base["ef_error_ci"] == pytest.approx(T_975_DOF2 * 1.0 / math.sqrt(3))
+
+    # detection and refurbishment gain: only where the method has them
+    assert refurb["det_ap"] == pytest.approx(0.8) and refurb["det_ap_ci"] == pytest.approx(T_975_DOF2 * 0.1 / math.sqrt(3))
+    assert refurb["det_precision"] == pytest.approx(0.7) and refurb["det_recall"] == pytest.approx(0.6)
+    assert refurb["det_f1"] == pytest.approx(0.65) and refurb["det_auroc"] == pytest.approx(0.85)
+    assert refurb["refurb_gain"] == pytest.approx(0.15) and refurb["refurb_gain_ci"] == pytest.approx(T_975_DOF2 * 0.05 / math.sqrt(3))
+    assert np.isnan(base["det_ap"]) and np.isnan(base["refurb_gain"])
+
+    # cost: each seed's wall time over baseline's mean (20 s) -> 1, 2, 3
+    assert refurb["cost_rel"] == pytest.approx(2.0) and refurb["cost_rel_ci"] == pytest.approx(T_975_DOF2 * 1.0 / math.sqrt(3))
+    assert base["cost_rel"] == pytest.approx(1.0) and base["cost_rel_ci"] == pytest.approx(T_975_DOF2 * 0.5 / math.sqrt(3))
+
+    # paired t-test on the per-seed differences; with 2 dof the t CDF is 1/2 + t / (2 sqrt(2 + t^2))
+    d = np.array([0.60, 0.70, 0.80]) - np.array([0.50, 0.55, 0.70])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    assert refurb["delta_dice"] == pytest.approx(0.35 / 3)
+    assert refurb["delta_dice_ci"] == pytest.approx(T_975_DOF2 * d.std(ddof=1) / math.sqrt(3))
+    assert refurb["delta_p"] == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t), rel=1e-9)
+    assert refurb["delta_n"] == 3
+    assert np.isnan(base["delta_dice"]) and np.isnan(base["delta_p"])
+
+    assert (refurb["rank"], base["rank"]) == (1, 2)
+    assert pd.isna(broken["rank"]) and np.isnan(broken["dice_mean"])
+
+
+def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
+    records = [
+        make(template, "baseline", dice=0.5, seed=0),
+        make(template, "baseline", dice=0.6, seed=1),
+        make(template, "refurb", dice=0.7, seed=0),
+        make(template, "refurb", dice=0.75, seed=1),
+        make(template, "solo", dice=0.9, seed=1),
+        make(template, "other-seed", dice=0.9, seed=7),
+    ]
+    frame = board(records)
+    solo, refurb, other = row(frame, "solo"), row(frame, "refurb"), row(frame, "other-seed")
+    assert solo["dice_mean"] == pytest.approx(0.9) and np.isnan(solo["dice_mean_ci"])
+    assert solo["delta_dice"] == pytest.approx(0.3) and solo["delta_n"] == 1 and np.isnan(solo["delta_p"])
+    assert other["delta_n"] == 0 and np.isnan(other["delta_dice"])  # no baseline run with seed 7: nothing to pair
+    # 1 dof: the t CDF is 1/2 + arctan(t) / pi
+    d = np.array([0.2, 0.15])
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(2))
+    assert refurb["delta_p"] == pytest.approx(1 - 2 * math.atan(abs(t)) / math.pi, rel=1e-9)
+    assert refurb["dice_mean_ci"] == pytest.approx(T_975_DOF1 * np.std([0.7, 0.75], ddof=1) / math.sqrt(2))
+    assert (solo["rank"], other["rank"], refurb["rank"], row(frame, "baseline")["rank"]) == (1, 1, 3, 4)  # ties share the best rank
+
+
+def test_protocol_hashes_and_noise_specs_are_never_pooled(template):
+    records = [
+        make(template, "baseline", seed=0, dice=0.5, proto_hash="aaaa"),
+        make(template, "refurb", seed=0, dice=0.6, proto_hash="aaaa"),
+        make(template, "refurb", seed=0, dice=0.9, proto_hash="bbbb"),
+        make(template, "refurb", "random:0.25", seed=0, dice=0.3, proto_hash="aaaa"),
+        make(template, "refurb", seed=0, dice=0.2, proto_hash="aaaa"),
+    ]
+    records[-1]["protocol"]["version"] = 2  # same hash, another version: still its own board
+    frame = board(records)
+    assert len(frame) == 5
+    assert row(frame[frame["version"] == 2], "refurb")["dice_mean"] == pytest.approx(0.2)
+    a = row(frame[(frame["hash"] == "aaaa") & (frame["version"] == 1)], "refurb")
+    b = frame[frame["hash"] == "bbbb"].iloc[0]
+    assert (a["n"], a["dice_mean"], b["n"], b["dice_mean"]) == (1, pytest.approx(0.6), 1, pytest.approx(0.9))
+    assert a["delta_dice"] == pytest.approx(0.1)
+    assert np.isnan(b["delta_dice"]) and np.isnan(b["cost_rel"])  # the baseline of another hash is not its baseline
+    assert b["rank"] == 1 and a["rank"] == 1  # ranks are per protocol hash and noise spec
+    assert row(frame, "refurb", "random:0.25")["rank"] == 1
+
+
+def test_the_same_trial_twice_is_an_error(template, tmp_path):
+    r = make(template, "refurb")
+    with pytest.raises(bench.BenchError, match="recorded twice"):
+        board([r, copy.deepcopy(r)])
+    write_json_atomic(tmp_path / "a" / "one.json", r)
+    write_json_atomic(tmp_path / "b" / "two.json", r)
+    with pytest.raises(bench.BenchError, match=r"recorded twice, in .*one\.json and .*two\.json"):
+        load_records([tmp_path])
+
+
+def write_records(root, records):
+    for r in records:
+        write_json_atomic(record_path(root, r), r)
+    return root
+
+
+def test_load_records_filters_by_protocol_and_skips_tune_state(grid, template, tmp_path):
+    other = copy.deepcopy(make(template, "refurb"))
+    other["protocol"].update(name="other", version=3)
+    write_records(tmp_path, [*grid, other])
+    (tmp_path / "_tune" / "run").mkdir(parents=True)
+    (tmp_path / "_tune" / "run" / "state.json").write_bytes(b"\x80\x04 not json")
+    assert len(load_records([tmp_path])) == len(grid) + 1
+    assert len(load_records([tmp_path], protocol="tiny")) == len(grid)
+    assert len(load_records([tmp_path], protocol="tiny@1")) == len(grid)
+    assert [r["protocol"]["name"] for r in load_records([tmp_path], protocol="other@v3")] == ["other"]
+    single = record_path(tmp_path, other)
+    assert load_records([single, single]) == [other]  # a file named twice is read once
+
+
+def test_every_format_renders(grid, template):
+    odd = make(template, "my_method&co%", seed=0, dice=0.4)
+    records = [
+        *grid,
+        odd,
+        *(make(template, m, "random:0.25", seed=s, dice=0.5, ap=0.6, gain=0.1) for m in ("baseline", "refurb") for s in (0, 1)),
+    ]
+    records += [make(template, m, "none", seed=0, dice=0.8) for m in ("baseline", "refurb")]
+    frame = board(records)
+
+    table = render(frame, "table")
+    assert "refurb" in table and "Dice mean" in table and "det. AP" in table
+
+    md = render(frame, "md")
+    lines = md.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| rank | method | noise |"))
+    assert re.fullmatch(r"\|(---:?\|)+", lines[header + 1])
+    assert "| 1 | refurb | systematic:0.5 | 3 (+1 failed) | 0.800 ± 0.248 |" in md
+
+    back = pd.read_csv(io.StringIO(render(frame, "csv")))
+    assert list(back.columns) == list(frame.columns) and len(back) == len(frame)
+    for col in [*METRICS, *(f"{m}_ci" for m in METRICS), "delta_dice", "delta_p", "n", "failed", "rank", "noise_level"]:
+        np.testing.assert_allclose(back[col].to_numpy(dtype=float), frame[col].to_numpy(dtype=float), rtol=1e-12, equal_nan=True)
+    assert list(back["method"]) == list(frame["method"]) and list(back["noise"]) == list(frame["noise"])
+
+    latex = render(frame, "latex")
+    assert "\\begin{tabular}" in latex and "\\toprule" in latex and "\\bottomrule" in latex and "\\end{tabular}" in latex
+    assert r"my\_method\&co\%" in latex and "my_method&co%" not in latex
+    body = latex[latex.index("\\midrule") : latex.index("\\bottomrule")]
+    assert all(line.count("&") - line.count(r"\&") == 18 for line in body.splitlines()[1:])
+
+    page = render(frame, "html")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # one Dice and one AP plot per noise type: random and systematic (none is level 0 in each)
+    assert page.count("<svg") == 4 and page.count("</svg>") == 4
+    for label in ("noise level", "Dice (mean)", "detection AP", ">refurb</text>", ">baseline</text>"):
+        assert label in page
+    for external in ("http://", "https://", "src=", "href=", "<link", "url(", "@import", "<script"):
+        assert external not in page, external
+    assert "my_method&amp;co%" in page and "my_method&co" not in page
+
+
+def test_unknown_format_and_empty_board_are_errors(grid):
+    with pytest.raises(bench.BenchError, match="unknown format 'pdf'"):
+        render(board(grid), "pdf")
+    with pytest.raises(bench.BenchError, match="no records"):
+        board([])
+
+
+def test_cli_prints_and_writes_atomically(grid, tmp_path, capsys):
+    root = write_records(tmp_path / "records", grid)
+    assert main(["leaderboard", str(root), "--format", "csv"]) == 0
+    printed = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert sorted(printed["method"]) == ["baseline", "broken", "refurb"]
+
+    assert main(["leaderboard", str(root)]) == 0
+    assert "refurb" in capsys.readouterr().out
+
+    out = tmp_path / "site" / "board.html"  # the format follows the suffix; missing folders are made
+    assert main(["leaderboard", str(root), "--out", str(out)]) == 0
+    assert "<svg" in out.read_text() and f"wrote {out}" in capsys.readouterr().out
+    assert sorted(p.name for p in out.parent.iterdir()) == ["board.html"]  # no temporary file left
+
+    md = tmp_path / "board.txt"
+    assert main(["leaderboard", str(root), "--format", "md", "--out", str(md), "--protocol", "tiny@1"]) == 0
+    assert "| rank | method |" in md.read_text()
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "no records found under"),
+        ("broken-json", "broken.json is not a readable JSON record"),
+        ("not-a-record", "stray.json is not a valid record: missing 'schema'"),
+        ("bad-dice", "seed0.json is not a valid record: metrics.dice.mean = 1.5 is not in [0, 1]"),
+        ("protocol", "no records of protocol 'nope' under"),
+        ("format", "argument --format: invalid choice: 'pdf'"),
+        ("out-folder", "is a folder"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, message, grid, template, tmp_path, capsys):
+    root = tmp_path / "records"
+    root.mkdir()
+    out = tmp_path / "out" / "board.md"
+    args = [str(root)]
+    if case == "missing":
+        args = [str(tmp_path / "nowhere")]
+    elif case == "broken-json":
+        write_records(root, grid)
+        (root / "broken.json").write_text('{"schema": ')
+    elif case == "not-a-record":
+        write_records(root, grid)
+        (root / "stray.json").write_text(json.dumps({"hello": 1}))
+    elif case == "bad-dice":
+        bad = make(template, "zzz")
+        bad["metrics"]["dice"]["mean"] = 1.5
+        write_records(root, [*grid, bad])
+    elif case == "protocol":
+        write_records(root, grid)
+        args += ["--protocol", "nope"]
+    elif case == "format":
+        write_records(root, grid)
+        args += ["--format", "pdf"]
+    elif case == "out-folder":
+        write_records(root, grid)
+        out = tmp_path / "out"
+        out.mkdir()
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert main(["leaderboard", *args, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), captured.err
+    assert message in lines[0]
+    assert captured.out == ""
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, no temporary file
