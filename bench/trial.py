@@ -21,7 +21,7 @@ import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.method import Recipe, methods
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
-from bench.noise import apply_noise, parse_noise
+from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import SCHEMA, SCHEMA_VERSION, device_description, git_commit, now, package_versions
 from bench.training import TrialState, fit
@@ -57,6 +57,22 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int) -> str:
     """The `bench run` command line that reruns exactly this trial."""
     return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed)])
+
+
+def initial_state(protocol: Protocol, seed: int, train: Data, noisy: NoiseResult) -> TrialState:
+    """The state a trial starts training from: the training images, their noisy labels, unit weights."""
+    return TrialState(
+        protocol=protocol,
+        seed=seed,
+        images=to_tensor(train.images),
+        given=noisy.labels,
+        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
+        weights=torch.ones(len(train)),
+        ids=train.ids,
+        generator=torch.Generator().manual_seed(seed),
+        info=train.info,
+        truth_corrupted=noisy.corrupted,
+    )
 
 
 def per_sample_section(state: TrialState, corrupted: np.ndarray) -> dict[str, Any] | None:
@@ -98,19 +114,7 @@ def run_trial(
     train, test = parts["train"], parts["test"]
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
 
-    generator = torch.Generator().manual_seed(seed)
-    state = TrialState(
-        protocol=proto,
-        seed=seed,
-        images=to_tensor(train.images),
-        given=noisy.labels,
-        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
-        weights=torch.ones(len(train)),
-        ids=train.ids,
-        generator=generator,
-        info=train.info,
-        truth_corrupted=noisy.corrupted,
-    )
+    state = initial_state(proto, seed, train, noisy)
     result = fit(state, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()

@@ -187,23 +187,13 @@ def test_vog_refurb_on_the_small_protocol_reports_its_auroc(capsys):
 def test_vog_over_the_whole_training_reports_its_auroc(capsys):
     from bench.noise import apply_noise
     from bench.training import fit
-    from bench.trial import protocol_data, seed_everything, to_tensor
+    from bench.trial import initial_state, protocol_data, seed_everything
 
     seed = 0
     seed_everything(seed)
     train = protocol_data(SMALL)["train"]
     noisy = apply_noise(NOISE, train.labels, train.spacing, train.ids, seed, info=train.info)
-    state = bench.TrialState(
-        protocol=SMALL,
-        seed=seed,
-        images=to_tensor(train.images),
-        given=noisy.labels,
-        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
-        weights=torch.ones(len(train)),
-        ids=train.ids,
-        generator=torch.Generator().manual_seed(seed),
-        info=train.info,
-    )
+    state = initial_state(SMALL, seed, train, noisy)
     recipe = bench.Recipe(
         name="vog-late", description="test only", detector="vog", detect_at=1.0, detector_params={"checkpoints": [4, 6, 8]}
     )
