@@ -23,7 +23,7 @@ from bench.model import NUM_CLASSES, build_model
 from bench.noise import NoiseGenerator, NoiseResult, NoiseSpec, Param, apply_noise, noises, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.registry import Registry
-from bench.training import TrialState, overlap_dice, per_sample_loss
+from bench.training import TrialState, overlap_dice, per_sample_loss, weighted_update
 from bench.trial import run_trial
 
 __all__ = [
@@ -74,4 +74,5 @@ __all__ = [
     "segmentation_summary",
     "surface_metrics",
     "trainers",
+    "weighted_update",
 ]

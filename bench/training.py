@@ -103,6 +103,15 @@ def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: flo
     return ce + dice_weight * (1 - dice.mean(1))
 
 
+def weighted_update(optimizer: torch.optim.Optimizer, objective: torch.Tensor, w: torch.Tensor) -> None:
+    """One optimiser step on the `w`-weighted mean of the per-sample `objective`; no step when every weight is 0."""
+    total = w.sum()
+    if total > 0:
+        optimizer.zero_grad(set_to_none=True)
+        ((objective * w).sum() / total).backward()
+        optimizer.step()
+
+
 @trainers.register("standard")
 class StandardTrainer(Trainer):
     """One U-Net, Adam, the protocol's per-sample loss weighted by `state.weights`."""
@@ -118,11 +127,7 @@ class StandardTrainer(Trainer):
         state.model.train()
         logits = state.model(x)
         losses = per_sample_loss(logits, y, state.protocol.dice_weight)
-        total = w.sum()
-        if total > 0:
-            self.optimizer.zero_grad(set_to_none=True)
-            ((losses * w).sum() / total).backward()
-            self.optimizer.step()
+        weighted_update(self.optimizer, losses, w)
         return losses.detach(), logits.detach()
 
 

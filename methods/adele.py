@@ -51,7 +51,19 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from bench import STRUCTURES, Detector, Recipe, Trainer, TrialState, build_model, detectors, per_sample_loss, register_recipe, trainers
+from bench import (
+    STRUCTURES,
+    Detector,
+    Recipe,
+    Trainer,
+    TrialState,
+    build_model,
+    detectors,
+    per_sample_loss,
+    register_recipe,
+    trainers,
+    weighted_update,
+)
 
 SCALES = (0.7, 1.5)
 
@@ -115,11 +127,7 @@ class AdeleTrainer(Trainer):
         if self.consistency_weight > 0 and self.scales:
             probs = [torch.softmax(logits, 1)] + [torch.softmax(rescaled_logits(model, x, s, self.stride), 1) for s in self.scales]
             objective = losses + self.consistency_weight * consistency(probs)
-        total = w.sum()
-        if total > 0:
-            self.optimizer.zero_grad(set_to_none=True)
-            ((objective * w).sum() / total).backward()
-            self.optimizer.step()
+        weighted_update(self.optimizer, objective, w)
         return losses.detach(), logits.detach()
 
 
