@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,15 @@ def _bytes_array(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8)
 
 
+def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    """An `.npz` archive `np.load` reads, deflated at level 1: about as small as
+    `np.savez_compressed` (level 6) on speckled images, and twice as fast."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for key, arr in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+
+
 def _save(path: Path, data: Data, fp: str, name: str, params: dict[str, Any]) -> None:
     info = _info_to_bytes(data.info)
     options = json.dumps(data.options, default=_json_default).encode()
@@ -161,8 +171,8 @@ def _save(path: Path, data: Data, fp: str, name: str, params: dict[str, Any]) ->
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, images=data.images, labels=data.labels, spacing=data.spacing, info=_bytes_array(info),
-                                options=_bytes_array(options), meta=_bytes_array(json.dumps(meta).encode()))
+            _write_npz(f, dict(images=data.images, labels=data.labels, spacing=data.spacing, info=_bytes_array(info),
+                               options=_bytes_array(options), meta=_bytes_array(json.dumps(meta).encode())))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

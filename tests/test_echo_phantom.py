@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +131,15 @@ def test_splits_by_patient():
 def test_bad_options_raise(options):
     with pytest.raises(BenchError):
         bench.load_dataset("echo-phantom", size=32, **options)
+
+
+def test_generator_output_is_frozen_per_version(data):
+    """Published records name the phantom by its parameters and GENERATOR_VERSION,
+    not by its bytes: a change to the rendered anatomy must bump the version.
+    Labels and spacing only (exact IEEE arithmetic); image bytes pass through
+    exp/log10, whose last bit may differ between CPUs' SIMD paths."""
+    version = sys.modules[bench.datasets.get("echo-phantom").__module__].GENERATOR_VERSION
+    frozen = {"2": "7c98bcecbeef3660"}
+    digest = hashlib.sha256(data.labels.tobytes() + data.spacing.tobytes()).hexdigest()[:16]
+    assert version in frozen, f"pin the labels of generator version {version} here ({digest})"
+    assert digest == frozen[version], "the phantom's labels changed: bump GENERATOR_VERSION (and the protocol versions)"
