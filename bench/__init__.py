@@ -9,7 +9,18 @@ from bench.cache import CACHE_ENV, cache_fingerprint, cached, default_cache_dir
 from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, datasets, fingerprint, load_dataset
 from bench.errors import BenchError
 from bench.flagging import mixture_flags
-from bench.method import Detector, Recipe, Refurbisher, Trainer, detectors, methods, refurbishers, register_recipe, trainers
+from bench.method import (
+    Detector,
+    Recipe,
+    Refurbisher,
+    Trainer,
+    detectors,
+    methods,
+    refurbishers,
+    register_recipe,
+    register_refurb_and_discard,
+    trainers,
+)
 from bench.metrics import (
     detection_summary,
     dice_per_structure,
@@ -70,6 +81,7 @@ __all__ = [
     "refurbishers",
     "refurbishment_summary",
     "register_recipe",
+    "register_refurb_and_discard",
     "run_trial",
     "segmentation_summary",
     "surface_metrics",

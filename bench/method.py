@@ -126,3 +126,22 @@ def register_recipe(recipe: Recipe) -> Recipe:
     caller = sys._getframe(1).f_globals.get("__name__", "")
     methods.register(recipe.name, recipe, origin=caller)
     return recipe
+
+
+#: The two standard actions on flagged samples: (name suffix, refurbisher, what happens to a flagged sample).
+REFURB_AND_DISCARD = (
+    ("refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
+    ("discard", "discard", "dropped from the loss"),
+)
+
+
+def register_refurb_and_discard(prefix: str, description: str, **recipe: Any) -> tuple[Recipe, Recipe]:
+    """Register `<prefix>-refurb` and `<prefix>-discard`: one detector, flagged samples either
+    pseudo-labelled or dropped. `description` has a `{what}` slot for what happens to them."""
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    made = []
+    for suffix, refurbisher, what in REFURB_AND_DISCARD:
+        r = Recipe(name=f"{prefix}-{suffix}", description=description.format(what=what), refurbisher=refurbisher, **recipe)
+        methods.register(r.name, r, origin=caller)
+        made.append(r)
+    return made[0], made[1]

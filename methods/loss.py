@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, Recipe, TrialState, detectors, mixture_flags, register_recipe
+from bench import Detector, TrialState, detectors, mixture_flags, register_refurb_and_discard
 
 
 @detectors.register("loss")
@@ -30,18 +30,11 @@ class LossDetector(Detector):
         return mixture_flags(scores)
 
 
-for _name, _refurbisher, _what in (
-    ("loss-refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
-    ("loss-discard", "discard", "dropped from the loss"),
-):
-    register_recipe(
-        Recipe(
-            name=_name,
-            description="Loss detector (mean loss over the 3 epochs before detection, mixture flags) at half of "
-            f"training; flagged samples {_what}; training goes on.",
-            detector="loss",
-            refurbisher=_refurbisher,
-            detect_at=0.5,
-            detector_params={"window": 3},
-        )
-    )
+register_refurb_and_discard(
+    "loss",
+    "Loss detector (mean loss over the 3 epochs before detection, mixture flags) at half of training; "
+    "flagged samples {what}; training goes on.",
+    detector="loss",
+    detect_at=0.5,
+    detector_params={"window": 3},
+)

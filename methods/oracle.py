@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, Recipe, TrialState, detectors, register_recipe
+from bench import Detector, TrialState, detectors, register_refurb_and_discard
 
 
 @detectors.register("oracle")
@@ -25,16 +25,9 @@ class OracleDetector(Detector):
         return scores > 0.5
 
 
-for _name, _refurbisher, _what in (
-    ("oracle-refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
-    ("oracle-discard", "discard", "dropped from the loss"),
-):
-    register_recipe(
-        Recipe(
-            name=_name,
-            description=f"Reference: the truly corrupted samples, known from the noise truth, {_what} at half of training.",
-            detector="oracle",
-            refurbisher=_refurbisher,
-            detect_at=0.5,
-        )
-    )
+register_refurb_and_discard(
+    "oracle",
+    "Reference: the truly corrupted samples, known from the noise truth, {what} at half of training.",
+    detector="oracle",
+    detect_at=0.5,
+)

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import Detector, Recipe, TrialState, detectors, mixture_flags, register_recipe
+from bench import Detector, TrialState, detectors, mixture_flags, register_refurb_and_discard
 
 NORMALISE = ("group", "none", "abs")
 REGIONS = ("all", "foreground")
@@ -232,18 +232,11 @@ class VOGDetector(Detector):
         return mixture_flags(scores)
 
 
-for _name, _refurbisher, _what in (
-    ("vog-refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
-    ("vog-discard", "discard", "dropped from the loss"),
-):
-    register_recipe(
-        Recipe(
-            name=_name,
-            description="VOG detector (input-gradient variance over 3 checkpoints spread up to the detection epoch, "
-            f"z-scored per view and phase, mixture flags) at half of training; flagged samples {_what}; training goes on.",
-            detector="vog",
-            refurbisher=_refurbisher,
-            detect_at=0.5,
-            detector_params={"checkpoints": 3},
-        )
-    )
+register_refurb_and_discard(
+    "vog",
+    "VOG detector (input-gradient variance over 3 checkpoints spread up to the detection epoch, z-scored per view "
+    "and phase, mixture flags) at half of training; flagged samples {what}; training goes on.",
+    detector="vog",
+    detect_at=0.5,
+    detector_params={"checkpoints": 3},
+)

@@ -74,3 +74,17 @@ def test_plugin_folders_are_not_importable_top_level_packages(tmp_path):
     code = "import importlib.util as u, bench; bench.methods.names(); print(u.find_spec('methods'), u.find_spec('datasets'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None None"
+
+
+def test_refurb_and_discard_pair_shares_the_detector_and_differs_in_the_action(monkeypatch):
+    fresh = Registry("method")
+    monkeypatch.setattr(bench.method, "methods", fresh)
+    refurb, discard = bench.register_refurb_and_discard("probe", "flagged samples {what}.", detector="loss", detect_at=0.25)
+    assert fresh.names() == ["probe-discard", "probe-refurb"]
+    assert (refurb.refurbisher, discard.refurbisher) == ("pseudo-label", "discard")
+    assert refurb.detector == discard.detector == "loss" and refurb.detect_at == discard.detect_at == 0.25
+    assert refurb.description == "flagged samples replaced by the model's pseudo-labels."
+    assert discard.description == "flagged samples dropped from the loss."
+    assert fresh._origin["probe-refurb"] == __name__
+    with pytest.raises(ValueError, match="already registered"):
+        bench.register_refurb_and_discard("probe", "{what}", detector="loss")
