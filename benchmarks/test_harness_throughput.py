@@ -8,11 +8,12 @@ The ratio of the two rates, measured in the same run, is what counts.
 import dataclasses
 import time
 
-import numpy as np
 import torch
 
 import bench
+from bench.noise import apply_noise, parse_noise
 from bench.training import StandardTrainer, TrialState, fit, per_sample_loss
+from bench.trial import initial_state, protocol_data
 
 PROTOCOL = dataclasses.replace(
     bench.protocols.get("tiny"),
@@ -25,18 +26,10 @@ PROTOCOL = dataclasses.replace(
 
 
 def _state() -> TrialState:
-    data = bench.load_dataset(PROTOCOL.dataset, size=PROTOCOL.image_size, **PROTOCOL.dataset_options).split("train")
+    """The clean-label starting state of a trial, built the way `bench run` builds it."""
+    train = protocol_data(PROTOCOL)["train"]
     torch.manual_seed(0)
-    return TrialState(
-        protocol=PROTOCOL,
-        seed=0,
-        images=torch.from_numpy(data.images).float().div(255).unsqueeze(1),
-        given=data.labels,
-        labels=torch.from_numpy(data.labels.astype(np.int64)),
-        weights=torch.ones(len(data)),
-        ids=data.ids,
-        generator=torch.Generator().manual_seed(0),
-    )
+    return initial_state(PROTOCOL, 0, train, apply_noise(parse_noise("none"), train.labels, train.spacing, train.ids, 0))
 
 
 def _harness() -> float:

@@ -51,6 +51,7 @@ _QUALITY = {
 }
 
 _DEFAULT_PATIENTS = 500
+_MIN_SIZE = 32  # smallest size at which every label map is CAMUS-valid (apex enclosed by myocardium)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -439,8 +440,11 @@ def _render(
 
 
 def _check(size: int, patients: int, seed: int, splits) -> tuple[int, int, int]:
-    if not isinstance(size, (int, np.integer)) or size < 16:
-        raise BenchError(f"echo-phantom: size={size!r} is invalid; use an integer of 16 px or more")
+    if not isinstance(size, (int, np.integer)) or size < _MIN_SIZE:
+        raise BenchError(
+            f"echo-phantom: size={size!r} is invalid; use an integer of {_MIN_SIZE} px or more "
+            "(below that the sector edge cuts the apical myocardium)"
+        )
     if not isinstance(patients, (int, np.integer)) or patients < 3:
         raise BenchError(f"echo-phantom: patients={patients!r} is too few; use 3 or more (one per split)")
     if not isinstance(seed, (int, np.integer)) or seed < 0:

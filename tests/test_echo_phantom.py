@@ -62,6 +62,11 @@ def test_labels_are_camus_like(data):
         # the cavity touches the atrium: the myocardium does not close across the base
         assert (ndimage.binary_dilation(lv, CROSS) & la).any(), data.ids[i]
         assert not (ndimage.binary_fill_holes(myo, CROSS) & lv).any(), data.ids[i]
+        # the myocardium encloses the cavity's apical half: only the base meets the atrium / background
+        r = np.flatnonzero(lv.any(axis=1))
+        apical = lv.copy()
+        apical[r[0] + (r[-1] - r[0]) // 2 :] = False
+        assert not (ndimage.binary_dilation(apical, CROSS) & (lab == 0)).any(), data.ids[i]
         # apex at the top: cavity and myocardium start above the atrium
         rows = lambda m: np.flatnonzero(m.any(axis=1))  # noqa: E731
         assert rows(lv)[0] < rows(la)[0] and rows(myo)[0] <= rows(lv)[0]
@@ -122,6 +127,7 @@ def test_splits_by_patient():
     "options",
     [
         dict(patients=2),
+        dict(patients=10, size=24),
         dict(patients=10, splits=(5, 2, 2)),
         dict(patients=10, splits=(12, -1, -1)),
         dict(patients=10, seed=-1),
@@ -130,7 +136,7 @@ def test_splits_by_patient():
 )
 def test_bad_options_raise(options):
     with pytest.raises(BenchError):
-        bench.load_dataset("echo-phantom", size=32, **options)
+        bench.load_dataset("echo-phantom", **{"size": 32, **options})
 
 
 def test_generator_output_is_frozen_per_version(data):
