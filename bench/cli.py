@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpus-per-trial",
         type=float,
         default=0.0,
-        help="GPUs Ray reserves per trial, may be fractional (default 0); trials still train on the CPU for now",
+        help="GPUs per trial, may be fractional (default 0: train on the CPU); > 0 trains on the GPU Ray assigns",
     )
     run.add_argument("--address", default=None, help="run on an existing Ray cluster at HOST:PORT (default: start a local Ray)")
     run.add_argument(
@@ -242,8 +242,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             f"[bold]{protocol.name}[/] v{protocol.version} ({protocol.hash}): {len(existing.todo)} trial(s), "
             f"{args.cpus_per_trial} CPU{gpus} each, {where}, records under {args.out}/"
         )
-        if args.gpus_per_trial:
-            console.print("note: --gpus-per-trial reserves GPUs in Ray, but trials still train on the CPU (no device selection yet)")
         with TrialDisplay(console) as display:
             records = run_grid(
                 existing.todo,

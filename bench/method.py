@@ -29,7 +29,8 @@ class Trainer:
         self.params = params
 
     def setup(self, state: TrialState) -> None:
-        """Create `state.model` (the model evaluated at the end) and whatever else the rule needs."""
+        """Create `state.model` (the model evaluated at the end) on `state.device` (`build_model(p, state.device)`)
+        and whatever else the rule needs."""
         raise NotImplementedError
 
     def step(
@@ -39,6 +40,7 @@ class Trainer:
 
         The loop records both for every sample every epoch (losses, and overlaps of the
         argmax with the training label), so detectors never need an extra pass for them.
+        `x`, `y`, `w` are on `state.device`; `index` (positions in the state) is on the CPU.
         """
         raise NotImplementedError
 

@@ -11,8 +11,11 @@ from bench.protocols import Protocol
 NUM_CLASSES = len(STRUCTURES) + 1
 
 
-def build_model(protocol: Protocol) -> torch.nn.Module:
-    """A fresh U-Net for `protocol` (1-channel input, background + 3 structures, no weight download)."""
+def build_model(protocol: Protocol, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A fresh U-Net for `protocol` (1-channel input, background + 3 structures, no weight download) on `device`.
+
+    Weights are drawn on the CPU whatever the device, so a seed gives the same initial network everywhere.
+    """
     return smp.Unet(
         encoder_name=protocol.encoder,
         encoder_weights=None,
@@ -20,4 +23,4 @@ def build_model(protocol: Protocol) -> torch.nn.Module:
         decoder_channels=protocol.decoder_channels,
         in_channels=1,
         classes=NUM_CLASSES,
-    )
+    ).to(device)

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import tempfile
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
-
-import torch
 
 SCHEMA = "echo-noise-bench/record"
 SCHEMA_VERSION = 1
@@ -72,16 +69,6 @@ def git_commit() -> str | None:
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def device_description() -> dict[str, Any]:
-    """What the trial ran on: device kind, processor and torch threads."""
-    return {
-        "kind": "cpu",
-        "processor": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
 
 
 def now() -> str:

@@ -212,7 +212,9 @@ def _trainable(config: dict[str, Any]) -> None:
 
     try:
         check_worker_protocol(protocol)
-        record = run_trial(protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch, data_root=config["data_root"])
+        record = run_trial(
+            protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch, data_root=config["data_root"], device=config["device"]
+        )
         final_loss = record["metrics"].get("final_train_loss")
         if not isinstance(final_loss, (int, float)) or not math.isfinite(final_loss):
             raise FloatingPointError(f"the final training loss is {final_loss}")
@@ -341,7 +343,8 @@ def run_grid(
     registered one); the driver sends it to the workers. `address` connects to
     an existing Ray cluster; `storage` is Tune's experiment folder or URI (default
     `<out>/_tune`; on a multi-node cluster it must be shared by every node).
-    `gpus_per_trial` only reserves GPUs: trials still train on the CPU.
+    With `gpus_per_trial` > 0 each trial trains on the GPU Ray assigns it (a fraction
+    shares one GPU between trials), else on the CPU.
     """
     from bench.protocols import protocols as registry
 
@@ -364,6 +367,7 @@ def run_grid(
             "protocols": by_name,
             "out": str(out),
             "threads": cpus_per_trial,
+            "device": "cuda" if gpus_per_trial > 0 else "cpu",
             "data_root": str(data_root.resolve()) if data_root is not None else None,
         },
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0, reuse_actors=True),

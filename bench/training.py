@@ -52,6 +52,8 @@ class TrialState:
     #: the noise truth (which samples are corrupted); only reference detectors (`oracle`) may read it
     truth_corrupted: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # per-method scratch space
+    #: where the model runs; the tensors above stay on the CPU and batches move (see bench.device)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def n(self) -> int:
@@ -65,12 +67,13 @@ class TrialState:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor | None = None, model: torch.nn.Module | None = None) -> torch.Tensor:
-        """Softmax probabilities (N, C, H, W) of `model` (default: state.model) on `images` (default: training images)."""
+        """Softmax probabilities (N, C, H, W), on the CPU, of `model` (default: state.model) on `images` (default: training images)."""
         model = model or self.model
         images = self.images if images is None else images
         was_training = model.training
         model.eval()
-        out = [torch.softmax(model(images[i : i + self.protocol.batch_size]), 1) for i in range(0, len(images), self.protocol.batch_size)]
+        size = self.protocol.batch_size
+        out = [torch.softmax(model(images[i : i + size].to(self.device)), 1).cpu() for i in range(0, len(images), size)]
         model.train(was_training)
         return torch.cat(out)
 
@@ -118,7 +121,7 @@ class StandardTrainer(Trainer):
 
     def setup(self, state: TrialState) -> None:
         p = state.protocol
-        state.model = build_model(p)
+        state.model = build_model(p, state.device)
         self.optimizer = torch.optim.Adam(state.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 
     def step(
@@ -162,10 +165,10 @@ def fit(state: TrialState, recipe: Recipe, on_epoch: EpochCallback | None = None
         epoch_losses = torch.zeros(state.n)
         epoch_overlaps = torch.zeros(state.n, len(STRUCTURES), 3, dtype=torch.int64)
         for index in state.batches(shuffle=True):
-            y = state.labels[index]
-            losses, logits = trainer.step(state, index, state.images[index], y, state.weights[index])
-            epoch_losses[index] = losses
-            epoch_overlaps[index] = overlaps(logits.argmax(1), y)
+            x, y, w = (t[index].to(state.device) for t in (state.images, state.labels, state.weights))
+            losses, logits = trainer.step(state, index, x, y, w)
+            epoch_losses[index] = losses.cpu()
+            epoch_overlaps[index] = overlaps(logits.argmax(1), y).cpu()
         if not torch.isfinite(epoch_losses).all():
             raise FloatingPointError(f"training loss is not finite at epoch {epoch + 1}; the trial is recorded as failed")
         state.losses.append(epoch_losses.numpy().astype(np.float64))

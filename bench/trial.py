@@ -19,11 +19,12 @@ import torch
 
 import bench
 from bench.data import Data, fingerprint, load_dataset
+from bench.device import device_description, trial_device
 from bench.method import Recipe, methods
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
-from bench.record import SCHEMA, SCHEMA_VERSION, device_description, git_commit, now, package_versions
+from bench.record import SCHEMA, SCHEMA_VERSION, git_commit, now, package_versions
 from bench.training import TrialState, fit
 
 
@@ -54,12 +55,15 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
 
 
-def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int) -> str:
-    """The `bench run` command line that reruns exactly this trial."""
-    return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed)])
+def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int, device: str = "cpu") -> str:
+    """The `bench run` command line that reruns exactly this trial (on the same kind of device)."""
+    gpu = ["--gpus-per-trial", "1"] if device == "cuda" else []
+    return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed), *gpu])
 
 
-def initial_state(protocol: Protocol, seed: int, train: Data, noisy: NoiseResult) -> TrialState:
+def initial_state(
+    protocol: Protocol, seed: int, train: Data, noisy: NoiseResult, device: torch.device | None = None
+) -> TrialState:
     """The state a trial starts training from: the training images, their noisy labels, unit weights."""
     return TrialState(
         protocol=protocol,
@@ -72,6 +76,7 @@ def initial_state(protocol: Protocol, seed: int, train: Data, noisy: NoiseResult
         generator=torch.Generator().manual_seed(seed),
         info=train.info,
         truth_corrupted=noisy.corrupted,
+        device=device or torch.device("cpu"),
     )
 
 
@@ -99,13 +104,16 @@ def run_trial(
     seed: int,
     on_epoch: Callable[[int, float], None] | None = None,
     data_root: str | Path | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError.
 
     `data_root` is where a dataset that reads files (CAMUS) finds them; it is not part of the
-    trial's identity: the dataset fingerprint in the record is.
+    trial's identity: the dataset fingerprint in the record is. `device` is 'cpu' or 'cuda'
+    (the GPU Ray assigned); metrics are reproducible per device kind and thread count.
     """
     started = time.perf_counter()
+    where = trial_device(device)
     proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
     recipe: Recipe = methods.get(method)
     spec = parse_noise(noise)
@@ -114,7 +122,7 @@ def run_trial(
     train, test = parts["train"], parts["test"]
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
 
-    state = initial_state(proto, seed, train, noisy)
+    state = initial_state(proto, seed, train, noisy, where)
     result = fit(state, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
@@ -171,8 +179,8 @@ def run_trial(
             "bench_version": bench.__version__,
             "git_commit": git_commit(),
             "packages": package_versions(),
-            "device": device_description(),
-            "command": reproduce_command(proto, recipe.name, spec.text, seed),
+            "device": device_description(where),
+            "command": reproduce_command(proto, recipe.name, spec.text, seed, device),
             "created": now(),
         },
     }

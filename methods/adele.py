@@ -112,7 +112,7 @@ class AdeleTrainer(Trainer):
 
     def setup(self, state: TrialState) -> None:
         p = state.protocol
-        state.model = build_model(p)
+        state.model = build_model(p, state.device)
         self.stride = 2**p.encoder_depth
         self.optimizer = torch.optim.Adam(state.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
 

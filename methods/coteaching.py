@@ -80,10 +80,10 @@ class CoTeachingTrainer(Trainer):
 
     def setup(self, state: TrialState) -> None:
         p = state.protocol
-        state.model = build_model(p)
+        state.model = build_model(p, state.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.seed + 1)
-            self.peer = build_model(p)
+            self.peer = build_model(p, state.device)
         self.models = (state.model, self.peer)
         self.optimizers = tuple(torch.optim.Adam(m.parameters(), lr=p.lr, weight_decay=p.weight_decay) for m in self.models)
         state.extras[EXTRAS_KEY] = {
@@ -114,8 +114,8 @@ class CoTeachingTrainer(Trainer):
                 optimizer.step()
         if rate > 0:
             idx = index.numpy()
-            record["presented"][idx] += (w > 0).numpy()
-            record["selected"][idx] += (picks[0].long() + picks[1].long()).numpy()
+            record["presented"][idx] += (w > 0).cpu().numpy()
+            record["selected"][idx] += (picks[0].long() + picks[1].long()).cpu().numpy()
         return losses[0].detach(), logits[0].detach()
 
 

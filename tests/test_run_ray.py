@@ -271,3 +271,16 @@ def test_bench_run_on_an_existing_ray_cluster(ray_head, tmp_path):
     assert record["status"] == "ok" and record["protocol"]["hash"] == protocols.get("tiny").hash
     assert [p.name for p in storage.iterdir()] and not (out / "_tune").exists()  # Tune's state went to --storage
     assert main(["validate", str(out)]) == 0
+
+
+@pytest.mark.ray
+def test_a_trial_no_node_could_hold_is_refused_before_tune_waits(ray_session):
+    import ray
+
+    from bench.runner import check_resources
+
+    gpus = ray.cluster_resources().get("GPU", 0.0)
+    with pytest.raises(BenchError, match="lower --gpus-per-trial"):
+        check_resources(1, gpus + 1)
+    with pytest.raises(BenchError, match="lower --cpus-per-trial"):
+        check_resources(10_000, 0.0)
