@@ -129,10 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
 
     validate = sub.add_parser(
-        "validate", help="check result records: schema, protocol hash, duplicates, impossible values, dataset fingerprints"
+        "validate", help="check result records: schema, protocol hash, duplicates, impossible values, dataset fingerprints vs the data"
     )
     validate.add_argument(
         "paths", nargs="+", type=Path, help="record files or folders (searched for *.json; _tune and dot folders skipped)"
+    )
+    validate.add_argument(
+        "--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS), to check its fingerprints"
     )
     return parser
 
@@ -348,9 +351,11 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     """`bench validate`: one line per problem (file: problem); exit 0 clean, 1 with problems, 2 for a missing path."""
     from bench.validate import validate_paths
 
-    count, problems = validate_paths(args.paths)
+    count, problems, notes = validate_paths(args.paths, args.data_root)
     for file, problem in problems:
         console.print(f"{file}: {problem}", markup=False, highlight=False, soft_wrap=True)
+    for note in notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     files = len({file for file, _ in problems})
     verdict = f"{len(problems)} problem(s) in {files} file(s)" if problems else "no problems"
     console.print(f"{count} record file(s) checked: {verdict}", markup=False, highlight=False)

@@ -5,7 +5,10 @@ Per record: the schema (`validate_record`), values no trial can produce
 of that name and version. Across records: two records of the same cell
 (protocol, version, method, noise spec, seed), and records of one protocol
 version and dataset that disagree on the dataset's fingerprint (different data
-behind the same board).
+behind the same board). Against the data: each group's fingerprint must be the
+one this code gives the protocol's dataset (built or read from the cache), so
+a generator changed without a protocol version bump cannot hide; a dataset
+that needs files (CAMUS) is checked only with `data_root`, else noted as unchecked.
 """
 
 from __future__ import annotations
@@ -50,8 +53,31 @@ def _protocol_problems(record: dict[str, Any]) -> list[str]:
     return []
 
 
-def check_records(files: list[Path]) -> list[tuple[Path, str]]:
-    """(file, problem) pairs for `files`, in file order; empty = clean."""
+def _data_problem(key: tuple[Any, ...], recorded: str, data_root: Path | None) -> tuple[str | None, str | None]:
+    """(problem, note) for one (protocol, version, dataset) group whose records agree on `recorded`."""
+    from bench.data import load_dataset
+    from bench.protocols import protocols
+
+    name, version, dataset = key
+    if name not in protocols.names() or protocols.get(name).version != version:
+        return None, None  # already reported per record
+    protocol = protocols.get(name)
+    if dataset != protocol.dataset:
+        return f"dataset '{dataset}' is not {name} v{version}'s dataset '{protocol.dataset}'", None
+    try:
+        data = load_dataset(protocol.dataset, size=protocol.image_size, root=data_root, **protocol.dataset_options)
+    except BenchError as error:
+        return None, f"{name} v{version}: dataset fingerprint not checked against the data ({error})"
+    if data.fingerprint != recorded:
+        return (
+            f"dataset fingerprint {recorded} is not the {data.fingerprint} this code gives {dataset} for {name} v{version}: "
+            "the data changed without a protocol version bump, or the records come from other data"
+        ), None
+    return None, None
+
+
+def check_records(files: list[Path], data_root: Path | None = None, notes: list[str] | None = None) -> list[tuple[Path, str]]:
+    """(file, problem) pairs for `files`, in file order; empty = clean. What could not be checked goes to `notes`."""
     problems: list[tuple[Path, str]] = []
     cells: dict[tuple[Any, ...], Path] = {}
     fingerprints: dict[tuple[Any, ...], tuple[str, Path]] = {}
@@ -82,10 +108,21 @@ def check_records(files: list[Path]) -> list[tuple[Path, str]]:
             first = fingerprints.setdefault(key, (fingerprint, file))
             if first[0] != fingerprint:
                 problems.append((file, f"dataset fingerprint {fingerprint} differs from {first[0]} in {first[1]} (same protocol version)"))
+    for key, (fingerprint, file) in fingerprints.items():
+        problem, note = _data_problem(key, fingerprint, data_root)
+        if problem:
+            problems.append((file, problem))
+        if note and notes is not None:
+            notes.append(note)
     return problems
 
 
-def validate_paths(paths: list[Path]) -> tuple[int, list[tuple[Path, str]]]:
-    """(number of record files checked, problems) for every record under `paths`; BenchError for a missing path."""
+def validate_paths(paths: list[Path], data_root: Path | None = None) -> tuple[int, list[tuple[Path, str]], list[str]]:
+    """(number of record files checked, problems, notes on what could not be checked) for every record under `paths`.
+
+    BenchError for a missing path. `data_root` is where datasets that read files (CAMUS) find them.
+    """
     files = find_records(paths)
-    return len(files), check_records(files)
+    notes: list[str] = []
+    problems = check_records(files, data_root, notes)
+    return len(files), problems, notes

@@ -136,3 +136,29 @@ def test_a_missing_path_is_bad_usage(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"bench: error: no such file or folder: {tmp_path / 'nope'}"
+
+
+def test_a_board_made_from_other_data_is_caught(real_record, tmp_path, capsys):
+    """Records that agree with each other but not with the data this code builds for their protocol."""
+    stale = copy.deepcopy(real_record)
+    stale["dataset"]["fingerprint"] = "0123456789abcdef"
+    first, _ = _clean_set(tmp_path, stale)
+    rc, problems = _validate(capsys, tmp_path)
+    assert rc == 1
+    (line,) = problems
+    assert line.startswith(f"{first}: dataset fingerprint 0123456789abcdef is not the {real_record['dataset']['fingerprint']}")
+    assert "without a protocol version bump" in line
+
+
+def test_a_dataset_that_needs_files_is_noted_as_unchecked_without_a_data_root(real_record, tmp_path, capsys):
+    from bench.protocols import protocols
+
+    camus = protocols.get("camus-cpu-v1")
+    record = copy.deepcopy(real_record)
+    record["protocol"] = {"name": camus.name, "version": camus.version, "hash": camus.hash}
+    record["dataset"]["name"] = "camus"
+    _write(tmp_path, record)
+    rc, lines = _validate(capsys, tmp_path)
+    assert rc == 0, lines
+    (note,) = lines
+    assert note.startswith("note: camus-cpu-v1 v1: dataset fingerprint not checked against the data (")
