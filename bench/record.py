@@ -56,16 +56,19 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def git_commit() -> str | None:
-    """The commit of the source tree `bench` runs from (suffix `+dirty` with local changes), or None."""
-    root = Path(__file__).resolve().parent.parent
+def git_commit(root: Path | None = None) -> str | None:
+    """The commit of the source tree `bench` runs from (or `root`), or None outside git.
+
+    Suffix `+dirty` when tracked files differ from it, except under `leaderboard/`:
+    records are data that runs write, not the code that made them.
+    """
+    root = root or Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10
-        )
+        status = ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)leaderboard"]
+        dirty = subprocess.run(status, cwd=root, capture_output=True, text=True, timeout=10)
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

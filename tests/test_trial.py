@@ -88,3 +88,25 @@ def test_a_non_finite_training_loss_stops_the_trial():
     diverging = dataclasses.replace(bench.protocols.get("tiny"), name="diverging", lr=1e30)
     with pytest.raises(FloatingPointError, match="not finite at epoch"):
         bench.run_trial(diverging, "baseline", "none", seed=0)
+
+
+def test_git_commit_marks_code_changes_but_not_records(tmp_path):
+    import subprocess
+
+    from bench.record import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "leaderboard").mkdir()
+    (tmp_path / "leaderboard" / "seed0.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == head
+    (tmp_path / "leaderboard" / "seed0.json").unlink()  # a rerun replaces a record: still clean code
+    assert git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == head + "+dirty"
