@@ -154,7 +154,7 @@ def _bytes_array(raw: bytes) -> np.ndarray:
 
 def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
     """An `.npz` archive `np.load` reads, deflated at level 1: about as small as
-    `np.savez_compressed` (level 6) on speckled images, and twice as fast."""
+    `np.savez_compressed` (level 6) on speckled images (3% larger), and 1.5 times as fast."""
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for key, arr in arrays.items():
             with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
