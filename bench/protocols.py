@@ -72,27 +72,26 @@ def _grid(levels: tuple[float, ...]) -> tuple[str, ...]:
 
 PAPER_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
-_register(
-    Protocol(
-        name="camus-v1",
-        version=1,
-        description="The paper-scale board: CAMUS official split (400/50/50 patients), ED and ES, 2CH and 4CH, 256 px, "
-        "U-Net with a resnet34 encoder (no pretraining), 50 epochs of Adam, seeds 0-2. For GPUs or a cluster; needs --data-root.",
-        dataset="camus",
-        image_size=256,
-        train_patients=None,
-        val_patients=None,
-        test_patients=None,
-        encoder="resnet34",
-        decoder_channels=(256, 128, 64, 32, 16),
-        epochs=50,
-        batch_size=16,
-        lr=1e-3,
-        weight_decay=1e-4,
-        seeds=(0, 1, 2),
-        noise_grid=_grid(PAPER_LEVELS),
-    )
+_CAMUS_V1 = Protocol(
+    name="camus-v1",
+    version=1,
+    description="The paper-scale board: CAMUS official split (400/50/50 patients), ED and ES, 2CH and 4CH, 256 px, "
+    "U-Net with a resnet34 encoder (no pretraining), 50 epochs of Adam, seeds 0-2. For GPUs or a cluster; needs --data-root.",
+    dataset="camus",
+    image_size=256,
+    train_patients=None,
+    val_patients=None,
+    test_patients=None,
+    encoder="resnet34",
+    decoder_channels=(256, 128, 64, 32, 16),
+    epochs=50,
+    batch_size=16,
+    lr=1e-3,
+    weight_decay=1e-4,
+    seeds=(0, 1, 2),
+    noise_grid=_grid(PAPER_LEVELS),
 )
+_register(_CAMUS_V1)
 
 _register(
     Protocol(
@@ -117,24 +116,12 @@ _register(
 )
 
 _register(
-    Protocol(
+    dataclasses.replace(  # the same settings as camus-v1 by construction; only the data differ
+        _CAMUS_V1,
         name="phantom-v1",
-        version=1,
         description="camus-v1 on the synthetic echo phantom (500 patients, 400/50/50): 256 px, resnet34 U-Net, 50 epochs, "
         "seeds 0-2. For GPUs or a cluster; runs anywhere without data.",
         dataset="echo-phantom",
-        image_size=256,
-        train_patients=None,
-        val_patients=None,
-        test_patients=None,
-        encoder="resnet34",
-        decoder_channels=(256, 128, 64, 32, 16),
-        epochs=50,
-        batch_size=16,
-        lr=1e-3,
-        weight_decay=1e-4,
-        seeds=(0, 1, 2),
-        noise_grid=_grid(PAPER_LEVELS),
     )
 )
 
@@ -164,8 +151,7 @@ _register(
     Protocol(
         name="small",
         version=1,
-        description="For detector tests and benchmarks: 20 training patients (80 images) at 64 px, 8 epochs. "
-        "Numbers are indicative only.",
+        description="For detector tests and benchmarks: 20 training patients (80 images) at 64 px, 8 epochs. Numbers are indicative only.",
         dataset="echo-phantom",
         image_size=64,
         train_patients=20,
