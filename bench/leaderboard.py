@@ -14,8 +14,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -559,19 +557,3 @@ def print_tables(frame: pd.DataFrame, console: Console) -> None:
     """Print the board as rich tables on `console` (what `bench leaderboard` shows by default)."""
     for table in _rich_tables(frame):
         console.print(table)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # a board is for publishing; mkstemp would leave it private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

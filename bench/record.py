@@ -195,20 +195,26 @@ def impossible_values(record: dict[str, Any]) -> list[str]:
     return problems
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as JSON to `path` via a temporary file and a rename (never half-written)."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file in the same folder and a rename (never half-written); mode 0644."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # boards and records are for publishing; mkstemp would leave them private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON to `path` with `write_text_atomic` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def record_path(root: Path, record: dict[str, Any]) -> Path:
