@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     dshow.add_argument("--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS)")
     dshow.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     dshow.add_argument("--count", type=int, default=12, help="number of images (default 12)")
+    dshow.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a dataset option, repeatable, e.g. generator=3 for the echo phantom's harder generator",
+    )
     dshow.add_argument("--out", type=Path, default=Path("data.png"), help="PNG file to write (default ./data.png)")
 
     leader = sub.add_parser("leaderboard", help="aggregate result records into a board: table, md, csv, html or latex")
@@ -294,6 +301,24 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def parse_options(items: list[str]) -> dict[str, int | float | str]:
+    """`KEY=VALUE` strings as adapter options; values become int or float where they read as one."""
+    options: dict[str, int | float | str] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise BenchError(f"--option {item!r} is malformed; write KEY=VALUE, e.g. --option generator=3")
+        value: int | float | str = text.strip()
+        for kind in (int, float):
+            try:
+                value = kind(text)
+                break
+            except ValueError:
+                continue
+        options[key.strip()] = value
+    return options
+
+
 def pick_examples(info: pd.DataFrame, count: int) -> list[int]:
     """Up to `count` rows: all frames of the first patient of each image-quality grade, then further patients."""
     patients = list(dict.fromkeys(info["patient"]))
@@ -317,11 +342,13 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     if args.count < 1:
         raise BenchError(f"--count must be at least 1, got {args.count}")
     options = {"patients": 30} if args.name == "echo-phantom" else {}  # a small phantom draws in seconds
+    options.update(parse_options(args.option))
     data = load_dataset(args.name, size=args.size, root=args.data_root, **options)
     rows = pick_examples(data.info, args.count)
     quality = data.info["quality"] if "quality" in data.info.columns else None
     notes = [data.ids[i] + (f" ({quality[i]})" if quality is not None else "") for i in rows]
-    caption = f"{args.name} at {args.size}px ({data.fingerprint}): {len(rows)} of {len(data)} images"
+    named = " ".join([args.name, *args.option])
+    caption = f"{named} at {args.size}px ({data.fingerprint}): {len(rows)} of {len(data)} images"
     save_png(grid_figure(data.images[rows], data.labels[rows], caption, notes), args.out)
     console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
     return 0

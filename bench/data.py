@@ -8,6 +8,7 @@ with CAMUS's values, pixel spacing in mm and one metadata row per image.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,6 +102,12 @@ def load_dataset(name: str, *, size: int = 256, root: str | Path | None = None, 
     adapter = datasets.get(name)
     if size < 16:
         raise BenchError(f"image size {size} is too small; use 16 px or more")
+    params = inspect.signature(adapter).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(options) - set(params))
+        if unknown:
+            known = ", ".join(k for k in params if k not in ("size", "root")) or "none"
+            raise BenchError(f"dataset {name!r} has no option {unknown[0]!r}; its options: {known}")
     return adapter(size=size, root=Path(root) if root is not None else None, **options)
 
 

@@ -87,6 +87,14 @@ def test_data_show_draws_a_grid_png(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_data_show_passes_dataset_options(tmp_path, capsys):
+    out = tmp_path / "phantom.png"
+    argv = ["data", "show", "echo-phantom", "--size", "64", "--count", "2", "--option", "generator=3", "--out", str(out)]
+    assert main(argv) == 0
+    assert "echo-phantom generator=3 at 64px" in capsys.readouterr().out
+    assert out.is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -94,6 +102,9 @@ def test_data_show_draws_a_grid_png(tmp_path, capsys):
         (["data", "show", "echo-phantom", "--out", "x.jpg"], "must end in .png"),
         (["data", "show", "echo-phantom", "--count", "0"], "--count must be at least 1"),
         (["data", "show", "camus", "--data-root", "/nonexistent/camus"], "/nonexistent/camus"),
+        (["data", "show", "echo-phantom", "--option", "generator"], "--option 'generator' is malformed; write KEY=VALUE"),
+        (["data", "show", "echo-phantom", "--option", "generator=9"], "generator=9 is unknown; use one of 2, 3"),
+        (["data", "show", "echo-phantom", "--option", "colour=red"], "dataset 'echo-phantom' has no option 'colour'; its options:"),
     ],
 )
 def test_data_show_bad_input_writes_nothing(argv, message, tmp_path, monkeypatch, capsys):

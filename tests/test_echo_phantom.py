@@ -18,9 +18,12 @@ PATIENTS = 8
 CROSS = ndimage.generate_binary_structure(2, 1)
 
 
-@pytest.fixture(scope="module")
-def data():
-    return bench.load_dataset("echo-phantom", size=SIZE, patients=PATIENTS, seed=3)
+PHANTOM = sys.modules[bench.datasets.get("echo-phantom").__module__]
+
+
+@pytest.fixture(scope="module", params=PHANTOM.GENERATORS, ids=lambda g: f"generator{g}")
+def data(request):
+    return bench.load_dataset("echo-phantom", size=SIZE, patients=PATIENTS, seed=3, generator=request.param)
 
 
 def sector_mask(depth_mm: float, sector_deg: float, spacing: np.ndarray, size: int) -> np.ndarray:
@@ -99,17 +102,18 @@ def test_blood_is_darker_than_wall(data):
 
 
 def test_deterministic_and_per_patient(data):
-    again = bench.load_dataset("echo-phantom", size=SIZE, patients=PATIENTS, seed=3)
+    generator = int(data.options["generator_version"])
+    again = PHANTOM._generate(SIZE, PATIENTS, 3, tuple(data.options["splits"]), generator)  # rendered anew, not cached
     assert np.array_equal(again.images, data.images) and np.array_equal(again.labels, data.labels)
-    assert np.array_equal(again.spacing, data.spacing) and again.fingerprint == data.fingerprint
-    small = bench.load_dataset("echo-phantom", size=SIZE, patients=3, seed=3)
+    assert np.array_equal(again.spacing, data.spacing)
+    small = bench.load_dataset("echo-phantom", size=SIZE, patients=3, seed=3, generator=generator)
     n = len(small)
     assert np.array_equal(small.images, data.images[:n])
     assert np.array_equal(small.labels, data.labels[:n])
     assert np.array_equal(small.spacing, data.spacing[:n])
     cols = [c for c in small.info.columns if c != "split"]
     assert small.info[cols].equals(data.info[cols].iloc[:n].reset_index(drop=True))
-    other = bench.load_dataset("echo-phantom", size=SIZE, patients=PATIENTS, seed=4)
+    other = bench.load_dataset("echo-phantom", size=SIZE, patients=PATIENTS, seed=4, generator=generator)
     assert other.fingerprint != data.fingerprint and not np.array_equal(other.images, data.images)
 
 
@@ -132,6 +136,9 @@ def test_splits_by_patient():
         dict(patients=10, splits=(12, -1, -1)),
         dict(patients=10, seed=-1),
         dict(patients=10, splits=(8, 2)),
+        dict(patients=10, generator=1),
+        dict(patients=10, generator="3"),
+        dict(patients=10, generator=True),
     ],
 )
 def test_bad_options_raise(options):
@@ -140,12 +147,90 @@ def test_bad_options_raise(options):
 
 
 def test_generator_output_is_frozen_per_version(data):
-    """Published records name the phantom by its parameters and GENERATOR_VERSION,
-    not by its bytes: a change to the rendered anatomy must bump the version.
+    """Published records name the phantom by its parameters and generator version,
+    not by its bytes: a change to the rendered anatomy must be a new version.
     Labels and spacing only (exact IEEE arithmetic); image bytes pass through
     exp/log10, whose last bit may differ between CPUs' SIMD paths."""
-    version = sys.modules[bench.datasets.get("echo-phantom").__module__].GENERATOR_VERSION
-    frozen = {"2": "7c98bcecbeef3660"}
+    frozen = {"2": "7c98bcecbeef3660", "3": "de586ab1810d078b"}
+    assert set(frozen) == {str(g) for g in PHANTOM.GENERATORS}
+    version = data.options["generator_version"]
     digest = hashlib.sha256(data.labels.tobytes() + data.spacing.tobytes()).hexdigest()[:16]
-    assert version in frozen, f"pin the labels of generator version {version} here ({digest})"
-    assert digest == frozen[version], "the phantom's labels changed: bump GENERATOR_VERSION (and the protocol versions)"
+    assert digest == frozen[version], f"generator {version}'s labels changed ({digest}): make the change a new generator version"
+
+
+def test_the_v1_protocols_generator_is_the_default():
+    """Protocols made before generator 3 name no generator; their data must stay generator 2's."""
+    assert PHANTOM.DEFAULT_GENERATOR == 2
+    implicit = bench.load_dataset("echo-phantom", size=32, patients=3)
+    assert implicit.fingerprint == bench.load_dataset("echo-phantom", size=32, patients=3, generator=2).fingerprint
+    assert implicit.fingerprint != bench.load_dataset("echo-phantom", size=32, patients=3, generator=3).fingerprint
+
+
+def _edt_signed(inside: np.ndarray, step: float) -> np.ndarray:
+    return np.where(inside, -ndimage.distance_transform_edt(inside, sampling=step), ndimage.distance_transform_edt(~inside, sampling=step))
+
+
+def test_analytic_distances_agree_with_a_distance_transform():
+    """Generator 3's first-order distances against scipy's exact EDT of the same shapes on a 0.1 mm grid."""
+    step, R, L, tm, ann = 0.1, 22.0, 85.0, 0.62, 0.76
+    u = np.arange(-20.0, 88.0, step)[:, None]
+    v = np.arange(-40.0, 40.0, step)[None, :]
+    cavity = (u >= 0) & (np.abs(v) <= R * PHANTOM._bullet(u / L, tm, ann))
+    exact = _edt_signed(cavity, step)
+    ours = PHANTOM._bullet_distance(u, v, R, L, tm, ann)
+    near = (np.abs(exact) <= 5.0) & (u < L - 1.0)  # the top rows of the grid cut the shape open: skip them
+    assert np.abs(ours - exact)[near].max() < 0.4
+    assert (np.sign(ours) == np.sign(exact))[np.abs(exact) > 0.2].all()
+    wall = (exact > 5.0) & (exact <= 11.0) & (u < L - 1.0)
+    assert np.abs(ours - exact)[wall].max() < 1.6  # the apical wall may come out up to ~1.5 mm thicker
+
+    b, a = 24.0, 18.0
+    du = np.arange(-35.0, 35.0, step)[:, None]
+    w = np.arange(-30.0, 30.0, step)[None, :]
+    exact = _edt_signed((du / b) ** 2 + (w / a) ** 2 <= 1.0, step)
+    ours = PHANTOM._ellipse_distance(du, w, b, a)
+    near = np.abs(exact) <= 5.0
+    assert np.abs(ours - exact)[near].max() < 0.4
+
+
+def test_exact_trace_field_matches_the_blas_field():
+    coef = np.random.default_rng(0).standard_normal((6, 6))
+    box = (slice(10, 70), slice(5, 90))
+    exact = PHANTOM._trace_field(coef, 96, box)
+    np.testing.assert_allclose(exact, PHANTOM._fields(coef[None], 96, box)[0], atol=2e-5)
+
+
+def test_speckle_is_fully_developed():
+    """On a uniform scatterer density the FFT speckle has the exponential intensity of
+    fully developed speckle: mean = density (the PSF keeps power), std = mean."""
+    size, density = 256, 0.3
+    filters = PHANTOM._psf_filters(size, 0.7, 1.2, 3.0)
+    inten = PHANTOM._speckle(np.full((size, size), density, np.float32), filters, np.random.default_rng(5))
+    assert inten.mean() == pytest.approx(density, rel=0.04)
+    assert inten.std() / inten.mean() == pytest.approx(1.0, abs=0.06)
+    assert (inten >= 0).all()
+
+
+def test_traced_labels_move_with_the_trace_and_the_image_does_not(monkeypatch):
+    """Generator 3's label is an expert's trace: a +2 mm endocardial bias grows the cavity by a
+    2 mm ring (measured by a distance transform), and no trace changes a single image byte."""
+    zero = np.zeros((6, 6))
+
+    def fixed(endo_bias):
+        return lambda g: dict(endo=(endo_bias, zero), epi=(0.0, zero), la=(0.0, zero), plane=(0.0, 0.0))
+
+    monkeypatch.setattr(PHANTOM, "_trace", fixed(0.0))
+    anatomy = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
+    monkeypatch.setattr(PHANTOM, "_trace", fixed(2.0))
+    grown = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
+    monkeypatch.undo()
+    traced = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
+    assert np.array_equal(anatomy.images, grown.images) and np.array_equal(anatomy.images, traced.images)
+    assert not np.array_equal(anatomy.labels, traced.labels)
+    for i in range(len(anatomy)):
+        before, after = anatomy.labels[i] == 1, grown.labels[i] == 1
+        assert (before & ~after).sum() <= 0.002 * before.sum()  # only sector-edge pixels may differ
+        ring = after & ~before
+        dist = ndimage.distance_transform_edt(~before, sampling=tuple(anatomy.spacing[i]))[ring]
+        diagonal = float(np.hypot(*anatomy.spacing[i]))
+        assert ring.any() and dist.max() <= 2.0 + diagonal and np.median(dist) > 0.5

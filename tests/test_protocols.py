@@ -13,6 +13,7 @@ GOLDEN = {
     ("camus-v1", 1): "5a7d8aef36a332c2",
     ("camus-cpu-v1", 1): "0d46246f4529f1fe",
     ("phantom-v1", 1): "0558ecb165959287",
+    ("phantom-v2", 2): "0fef72e3e7fb0ef9",
     ("phantom-quick", 1): "ec5781aa4a908b8a",
     ("small", 1): "cd30fab0613a3e53",
     ("tiny", 1): "6fbb3f5f2285cb40",
