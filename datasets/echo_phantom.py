@@ -547,13 +547,14 @@ def _trace_field(coef: np.ndarray, size: int, box: tuple[slice, slice]) -> np.nd
     """
     b = _exact_basis(size, coef.shape[-1])
     rows, cols = b[box[0]], b[box[1]].astype(np.float32)
+    along = np.zeros((rows.shape[0], coef.shape[-1]))  # the rows' basis combined per column function
+    for i in range(coef.shape[-2]):
+        along += rows[:, i, None] * coef[i][None, :]
+    along = along.astype(np.float32)
     out = np.zeros((rows.shape[0], cols.shape[0]), np.float32)
     term = np.empty_like(out)
     for j in range(coef.shape[-1]):
-        along = np.zeros(rows.shape[0])
-        for i in range(coef.shape[-2]):
-            along += coef[i, j] * rows[:, i]
-        np.multiply(along.astype(np.float32)[:, None], cols[None, :, j], out=term)
+        np.multiply(along[:, j, None], cols[None, :, j], out=term)
         out += term
     return out
 
