@@ -193,7 +193,16 @@ def test_ctrl_c_stops_the_run_and_keeps_finished_records(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     argv = [sys.executable, "-m", "bench", "run", *TINY_ONE, "--seeds", "4", "--max-concurrent", "1", "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        # as from a terminal: a suite started as a background job (`cmd &`) ignores SIGINT, and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         _wait_for(_reader(proc.stdout), "seed 0: ok", timeout=180)
         os.killpg(proc.pid, signal.SIGINT)
