@@ -614,7 +614,7 @@ def _speckle(E: np.ndarray, filters: tuple[np.ndarray, np.ndarray], noise: np.ra
     size = E.shape[0]
     w = np.frombuffer(noise.bytes(2 * size * size), np.int8).astype(np.float32).view(np.complex64).reshape(size, size)
     w += 0.5 + 0.5j  # int8 has mean -0.5
-    w *= np.sqrt(E * (0.5 / 5461.25)).astype(np.float32)  # 5461.25 = variance of a uniform byte
+    w *= np.sqrt(E * (0.5 / 5461.25))  # E is float32; 5461.25 = variance of a uniform byte
     ax, lat = filters
     w = sfft.fft(w, axis=1, overwrite_x=True)
     w *= lat
@@ -711,7 +711,7 @@ def _render3(
 
 
 def _check(size: int, patients: int, seed: int, splits, generator: int) -> tuple[int, int, int]:
-    if generator not in GENERATORS or isinstance(generator, bool):
+    if generator not in GENERATORS:  # also refuses True (== 1) and strings
         choices = ", ".join(map(str, GENERATORS))
         raise BenchError(f"echo-phantom: generator={generator!r} is unknown; use one of {choices}")
     if not isinstance(size, (int, np.integer)) or size < _MIN_SIZE:
