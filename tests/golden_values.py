@@ -1,0 +1,129 @@
+"""Golden values: what the harness produces today, computed in a process with pinned CPU kernels.
+
+Run by `tests/test_golden.py` (and by hand: `python tests/golden_values.py` prints them as
+JSON; `--write` stores them in `tests/golden_values.json`, which only a deliberate change
+that moves numbers, with a new protocol or generator version, should ever do).
+
+What is pinned:
+- `noise/<spec>`: sha256 of every noise generator's noisy labels, corrupted mask, changed
+  pixels and per-sample label Dice on the training labels of the `tiny` protocol, seed 0;
+- `phantom/<generator>`: sha256 of the echo phantom's images, labels and spacing per
+  generator version (64 px, 10 patients, generated into an empty cache);
+- `trial/<recipe>/<noise>/...`: every number of the record's `metrics` and `per_sample`
+  sections of trials on `tiny`, seed 0, one torch thread.
+
+Kernels: numpy, torch, oneDNN and MKL pick SIMD code paths by CPU (AVX-512 and AVX2 give
+other last bits through transcendental functions and convolution blocking), so this script
+is meant to run with the environment of `PINNED_ENV`, which caps all four at AVX2: the
+values then hold on any x86-64 CPU with AVX2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: caps every library's SIMD dispatch at AVX2 (set before numpy and torch are imported)
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "MKL_CBWR": "AVX2",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OMP_NUM_THREADS": "1",
+}
+STORE = Path(__file__).with_name("golden_values.json")
+
+NOISE_SPECS = (
+    "random:1",
+    "random:1,mode=markov",
+    "random:0.5",
+    "systematic:1",
+    "systematic:1,direction=erode",
+    "systematic:1,structure=myo,direction=erode",
+    "systematic:1,structure=la",
+    "systematic:0.5",
+    "omission:1",
+    "omission:1,structure=la",
+    "shift:1",
+    "coarse:1",
+    "temporal:1",
+)
+#: (recipe, noise spec) trials on `tiny`, seed 0: every registered recipe at systematic:0.5,
+#: and the two detect-then-act families at the other error types
+TRIALS = (
+    *((m, "systematic:0.5") for m in (
+        "baseline", "loss-refurb", "loss-discard", "vog-refurb", "vog-discard", "forgetting-refurb",
+        "confident-refurb", "coteaching", "adele", "oracle-refurb", "oracle-discard",
+    )),
+    ("loss-refurb", "omission:0.5"),
+    ("loss-refurb", "random:0.5"),
+    ("oracle-refurb", "omission:0.5"),
+    ("confident-refurb", "omission:0.5"),
+)  # fmt: skip
+
+
+def digest(*arrays: Any) -> str:
+    """sha256 (16 hex digits) over arrays' dtype, shape and bytes."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def flatten(value: Any, prefix: str) -> dict[str, Any]:
+    """{'a/b/0': leaf} for nested dicts and lists of JSON values."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}/{k}"))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{prefix}/{i}"))
+        return out
+    return {prefix: value}
+
+
+def compute() -> dict[str, Any]:
+    """Every golden value of the current code, as {path: value}."""
+    import torch
+
+    torch.set_num_threads(1)
+    import bench
+    from bench.noise import apply_noise
+    from bench.trial import protocol_data
+
+    out: dict[str, Any] = {}
+    train = protocol_data(bench.protocols.get("tiny"))["train"]
+    for spec in NOISE_SPECS:
+        r = apply_noise(spec, train.labels, train.spacing, train.ids, 0, info=train.info)
+        out[f"noise/{spec}"] = digest(r.labels, r.corrupted, r.changed, r.label_dice)
+    with tempfile.TemporaryDirectory() as empty:
+        for generator in (2, 3):
+            data = bench.load_dataset("echo-phantom", size=64, patients=10, generator=generator, cache_dir=Path(empty))
+            out[f"phantom/{generator}/images"] = digest(data.images)
+            out[f"phantom/{generator}/labels"] = digest(data.labels, data.spacing)
+    for method, noise in TRIALS:
+        record = bench.run_trial("tiny", method, noise, seed=0)
+        out.update(flatten(record["metrics"], f"trial/{method}/{noise}/metrics"))
+        out.update(flatten(record["per_sample"], f"trial/{method}/{noise}/per_sample"))
+    return out
+
+
+if __name__ == "__main__":
+    values = compute()
+    text = json.dumps(values, indent=1, sort_keys=True) + "\n"
+    if "--write" in sys.argv[1:]:
+        STORE.write_text(text)
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,71 @@
+"""Golden values pin what must not move: noisy labels, the phantom's pixels and the metrics of trials.
+
+A benchmark's number changing is the bug. `tests/golden_values.json` holds, per path, what
+the code produced when the values were pinned (see `tests/golden_values.py` for what each
+path means); a refactor must reproduce every one exactly. They are computed in a child
+process whose numpy / torch / oneDNN / MKL kernels are capped at AVX2 (`PINNED_ENV`), so
+they hold on any x86-64 CPU with AVX2, not only on the machine that pinned them. A change
+that moves a value is a new protocol or generator version, and then the file is rewritten
+deliberately (`python tests/golden_values.py --write`), never to make this test pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from golden_values import PINNED_ENV, STORE  # noqa: E402
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"), reason="golden values are pinned for x86-64 kernels capped at AVX2"
+)
+
+
+@pytest.fixture(scope="module")
+def current() -> dict:
+    env = {**os.environ, **PINNED_ENV}
+    script = Path(__file__).with_name("golden_values.py")
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def pinned() -> dict:
+    return json.loads(STORE.read_text())
+
+
+@pytest.mark.parametrize("group", ["noise", "phantom", "trial"])
+def test_golden_values_hold(group, current, pinned):
+    wanted = {k: v for k, v in pinned.items() if k.startswith(group + "/")}
+    assert wanted, f"no golden values pinned for {group}"
+    missing = sorted(k for k in wanted if k not in current)
+    moved = sorted(k for k in wanted if k in current and current[k] != wanted[k])
+    report = [f"{k}: pinned {wanted[k]!r}, now {current[k]!r}" for k in moved[:20]]
+    assert not missing, f"{len(missing)} pinned values no longer produced, e.g. {missing[:5]}"
+    assert not moved, f"{len(moved)} of {len(wanted)} pinned values moved:\n" + "\n".join(report)
+
+
+def test_pinned_values_cover_every_built_in_noise_generator(pinned):
+    from bench.noise import noises
+
+    specs = {k.split("/")[1] for k in pinned if k.startswith("noise/")}
+    built_in = {name for name in noises.names() if noises.origin(name) == "bench.noise"}
+    assert {s.split(":")[0] for s in specs} >= built_in
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "html"])
+def test_published_v1_board_regenerates_byte_for_byte(fmt):
+    """The committed tables of leaderboard/phantom-quick/v1 are exactly what its records give today."""
+    from bench.leaderboard import board, load_records, render
+
+    folder = Path(__file__).resolve().parent.parent / "leaderboard" / "phantom-quick" / "v1"
+    text = render(board(load_records(folder)), fmt)
+    assert text == (folder / f"board.{fmt}").read_text()
