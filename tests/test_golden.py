@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from golden_values import PINNED_ENV, STORE  # noqa: E402
+from golden_values import PINNED_ENV, STORE
 
 pytestmark = pytest.mark.skipif(
     platform.machine() not in ("x86_64", "AMD64"), reason="golden values are pinned for x86-64 kernels capped at AVX2"
