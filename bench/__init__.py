@@ -10,10 +10,19 @@ from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, data
 from bench.errors import BenchError
 from bench.flagging import mixture_flags
 from bench.method import (
+    Batch,
+    Corrector,
     Detector,
+    History,
     Recipe,
     Refurbisher,
+    Refurbishment,
+    Scores,
+    Step,
     Trainer,
+    Trial,
+    TrialInputs,
+    correctors,
     detectors,
     methods,
     refurbishers,
@@ -34,7 +43,7 @@ from bench.model import NUM_CLASSES, build_model
 from bench.noise import NoiseGenerator, NoiseResult, NoiseSpec, Param, apply_noise, noises, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.registry import Registry
-from bench.training import TrialState, overlap_dice, per_sample_loss, weighted_update
+from bench.training import overlap_dice, per_sample_loss, weighted_update
 from bench.trial import run_trial
 
 __all__ = [
@@ -44,9 +53,12 @@ __all__ = [
     "NUM_CLASSES",
     "SPLITS",
     "STRUCTURES",
+    "Batch",
     "BenchError",
+    "Corrector",
     "Data",
     "Detector",
+    "History",
     "NoiseGenerator",
     "NoiseResult",
     "NoiseSpec",
@@ -54,14 +66,19 @@ __all__ = [
     "Protocol",
     "Recipe",
     "Refurbisher",
+    "Refurbishment",
     "Registry",
+    "Scores",
+    "Step",
     "Trainer",
-    "TrialState",
+    "Trial",
+    "TrialInputs",
     "__version__",
     "apply_noise",
     "build_model",
     "cache_fingerprint",
     "cached",
+    "correctors",
     "datasets",
     "default_cache_dir",
     "detection_summary",

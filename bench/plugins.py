@@ -61,7 +61,7 @@ def load_plugins() -> None:
             return
         _state["loading"] = True
         try:
-            for module in ("bench.noise", "bench.protocols", "bench.training"):  # built-in generators, protocols, trainer
+            for module in ("bench.noise", "bench.protocols"):  # built-in noise generators and protocols
                 importlib.import_module(module)
 
             for folder, directory in sorted(plugin_dirs().items()):

@@ -1,93 +1,52 @@
-"""The training loop with hooks, its per-trial state, and the standard trainer.
+"""The training loop: the one writer of a trial's history, labels, weights and model.
 
-One `TrialState` holds everything a method may look at or change; the loop
-records every sample's training loss every epoch (from the batched forward pass
-it trains on, so bookkeeping costs nothing extra) and calls the recipe's
-detector after each epoch. Detection and refurbishment happen once, after the
-recipe's detection epoch.
+Every epoch the loop trains on seeded batches through the recipe's trainer, records each
+sample's training loss and its overlap with the training label (from the batched pass it
+trained on, so bookkeeping costs nothing extra), applies the corrector's correction, lets
+the detector watch, and at the recipe's detection epoch asks the detector for scores and
+flags and the refurbisher for its refurbishment, which it applies once. Methods answer
+through return values (`bench.method`); none of them writes the trial.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bench.data import STRUCTURES
-from bench.method import Detector, Recipe, Refurbisher, Trainer, detectors, refurbishers, trainers
-from bench.model import NUM_CLASSES, build_model
-from bench.protocols import Protocol
+from bench.method import (
+    Batch,
+    Corrector,
+    Detector,
+    Recipe,
+    Refurbisher,
+    Refurbishment,
+    Scores,
+    Trial,
+    correctors,
+    detectors,
+    refurbishers,
+    trainers,
+)
+
+#: what `fit` hands an epoch callback: (finished epochs, mean training loss of the last one)
+EpochCallback = Callable[[int, float], None]
 
 
-@dataclass(eq=False)
-class TrialState:
-    """Per-trial state passed to every hook; the only mutable thing a method touches."""
-
-    protocol: Protocol
-    seed: int
-    images: torch.Tensor  # float32 (N, 1, H, W) in [0, 1]
-    given: np.ndarray  # uint8 (N, H, W): the (noisy) training labels as given, never changed
-    labels: torch.Tensor  # int64 (N, H, W): the labels trained on now (refurbishers change them)
-    weights: torch.Tensor  # float32 (N,): per-sample loss weights (discarding sets 0)
-    ids: list[str]
-    generator: torch.Generator
-    model: torch.nn.Module | None = None
-    epoch: int = 0
-    detect_epoch: int | None = None  # after which epoch the recipe detects (None: no detector)
-    info: pd.DataFrame | None = None  # one metadata row per training sample (id, patient, view, phase, ...)
-    losses: list[np.ndarray] = field(default_factory=list)  # one (N,) array per finished epoch
-    #: one (N, 3, 3) int array per finished epoch: per sample and structure, pixels of
-    #: (prediction AND training label, prediction, training label), from the training pass itself
-    overlaps: list[np.ndarray] = field(default_factory=list)
-    scores: np.ndarray | None = None
-    flags: np.ndarray | None = None
-    refurbished: np.ndarray | None = None  # bool (N,): samples whose label or weight a refurbisher changed
-    pixel_flags: np.ndarray | None = None  # bool (N, H, W): pixels a detector marks as mislabelled, where it gives maps
-    #: the noise truth (which samples are corrupted); only reference detectors (`oracle`) may read it
-    truth_corrupted: np.ndarray | None = None
-    extras: dict[str, Any] = field(default_factory=dict)  # per-method scratch space
-    #: where the model runs; the tensors above stay on the CPU and batches move (see bench.device)
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def n(self) -> int:
-        """Number of training samples."""
-        return len(self.ids)
-
-    def batches(self, shuffle: bool) -> list[torch.Tensor]:
-        """Sample indices in batches of the protocol's size (a seeded shuffle when training)."""
-        order = torch.randperm(self.n, generator=self.generator) if shuffle else torch.arange(self.n)
-        return list(order.split(self.protocol.batch_size))
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor | None = None, model: torch.nn.Module | None = None) -> torch.Tensor:
-        """Softmax probabilities (N, C, H, W), on the CPU, of `model` (default: state.model) on `images` (default: training images)."""
-        model = model or self.model
-        images = self.images if images is None else images
-        was_training = model.training
-        model.eval()
-        size = self.protocol.batch_size
-        out = [torch.softmax(model(images[i : i + size].to(self.device)), 1).cpu() for i in range(0, len(images), size)]
-        model.train(was_training)
-        return torch.cat(out)
-
-
-def overlaps(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 3) pixel counts per sample and structure: (pred AND target, pred, target), from label maps (B, H, W)."""
-    values = torch.tensor(list(STRUCTURES), device=pred.device).view(1, -1, 1, 1)
+def overlaps(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, S, 3) pixel counts per sample and structure 1..num_classes-1: (pred AND target, pred, target), from label maps (B, H, W)."""
+    values = torch.arange(1, num_classes, device=pred.device).view(1, -1, 1, 1)
     p = pred.unsqueeze(1) == values
     t = target.unsqueeze(1) == values
     return torch.stack([(p & t).flatten(2).sum(2), p.flatten(2).sum(2), t.flatten(2).sum(2)], dim=2)
 
 
 def overlap_dice(counts: np.ndarray) -> np.ndarray:
-    """Per-sample, per-structure Dice (..., 3) from `overlaps` counts; 1 where both are empty."""
+    """Per-sample, per-structure Dice (..., S) from `overlaps` counts; 1 where both are empty."""
     inter, pred, target = counts[..., 0], counts[..., 1], counts[..., 2]
     total = pred + target
     return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
@@ -99,7 +58,7 @@ def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: flo
     if dice_weight == 0:
         return ce
     prob = torch.softmax(logits, 1)[:, 1:].flatten(2)
-    onehot = F.one_hot(target, NUM_CLASSES).permute(0, 3, 1, 2)[:, 1:].flatten(2).to(prob.dtype)
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].flatten(2).to(prob.dtype)
     inter = (prob * onehot).sum(2)
     denom = prob.sum(2) + onehot.sum(2)
     dice = (2 * inter + 1.0) / (denom + 1.0)
@@ -115,77 +74,106 @@ def weighted_update(optimizer: torch.optim.Optimizer, objective: torch.Tensor, w
         optimizer.step()
 
 
-@trainers.register("standard")
-class StandardTrainer(Trainer):
-    """One U-Net, Adam, the protocol's per-sample loss weighted by `state.weights`."""
-
-    def setup(self, state: TrialState) -> None:
-        p = state.protocol
-        state.model = build_model(p, state.device)
-        self.optimizer = torch.optim.Adam(state.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-
-    def step(
-        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        state.model.train()
-        logits = state.model(x)
-        losses = per_sample_loss(logits, y, state.protocol.dice_weight)
-        weighted_update(self.optimizer, losses, w)
-        return losses.detach(), logits.detach()
-
-
 @dataclass
 class TrainResult:
-    """What the loop hands to evaluation: the final state and its cost."""
+    """What the loop hands to evaluation: the trial as trained, the detector's answer, what was refurbished, the cost."""
 
-    state: TrialState
+    trial: Trial
     detector: Detector | None
+    scores: Scores | None
+    flags: np.ndarray | None
+    #: bool (N,): samples a refurbisher acted on (or, for a corrector, the flagged ones); None without either
+    refurbished: np.ndarray | None
     train_s: float
     detect_s: float
     epochs_s: list[float]
 
 
-EpochCallback = Callable[[int, float], None]
+def _check_scores(scores: Scores, flags: np.ndarray, trial: Trial, name: str) -> None:
+    if scores.values.shape != (trial.n,) or flags.shape != (trial.n,):
+        raise RuntimeError(f"detector {name} must return one score and flag per training sample")
+    if scores.pixel_flags is not None and scores.pixel_flags.shape != trial.given.shape:
+        raise RuntimeError(f"detector {name}: pixel maps must be bool (N, H, W) like the training labels")
 
 
-def fit(state: TrialState, recipe: Recipe, on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Train `state` with `recipe` for the protocol's epochs; detect and refurbish once on schedule."""
+def _apply(trial: Trial, refurbishment: Refurbishment, name: str) -> np.ndarray:
+    """Apply a refurbishment to the trial's labels and weights; the samples it acted on, as a bool (N,) mask."""
+    index = np.asarray(refurbishment.index, dtype=np.int64)
+    if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= trial.n)) or len(np.unique(index)) != index.size:
+        raise RuntimeError(f"refurbisher {name} must return distinct sample positions in 0..{trial.n - 1}")
+    where = torch.from_numpy(index)
+    if refurbishment.labels is not None:
+        if tuple(refurbishment.labels.shape) != (index.size, *trial.given.shape[1:]):
+            raise RuntimeError(f"refurbisher {name}: new labels must be (K, H, W) for its K samples")
+        if index.size:
+            trial._labels[where] = refurbishment.labels.to(trial._labels.dtype)
+    if refurbishment.weights is not None:
+        if tuple(refurbishment.weights.shape) != (index.size,):
+            raise RuntimeError(f"refurbisher {name}: new weights must be one per sample acted on")
+        if index.size:
+            trial._weights[where] = refurbishment.weights.to(trial._weights.dtype)
+    acted = np.zeros(trial.n, dtype=bool)
+    acted[index] = True
+    return acted
+
+
+def _correct(trial: Trial, corrector: Corrector, name: str) -> None:
+    """Apply one correction (new labels for the whole set) and record the pixels it changed."""
+    new = corrector.correct(trial)
+    if new is None:
+        return
+    if tuple(new.shape) != tuple(trial._labels.shape):
+        raise RuntimeError(f"corrector {name} must return labels (N, H, W) for the whole training set")
+    changed = new != trial._labels
+    trial.history.add_corrected(changed.numpy())
+    trial._labels.copy_(new)
+
+
+def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train `trial` with `recipe` for the protocol's epochs; correct every epoch, detect and refurbish once on schedule."""
     trainer = trainers.get(recipe.trainer)(**recipe.trainer_params)
     detector = detectors.get(recipe.detector)(**recipe.detector_params) if recipe.detector else None
     refurbisher: Refurbisher | None = refurbishers.get(recipe.refurbisher)(**recipe.refurbisher_params) if recipe.refurbisher else None
-    trainer.setup(state)
-    epochs = state.protocol.epochs
-    detect_epoch = recipe.detect_epoch(epochs) if detector else None
-    state.detect_epoch = detect_epoch
+    corrector = correctors.get(recipe.corrector)(**recipe.corrector_params) if recipe.corrector else None
+    trial._model = trainer.setup(trial)
+    epochs = trial.protocol.epochs
+    num_classes = trial.inputs.num_classes
+    trial.detect_epoch = recipe.detect_epoch(epochs) if detector else None
+    scores = flags = refurbished = None
     start = time.perf_counter()
     detect_s = 0.0
     epochs_s = []
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        epoch_losses = torch.zeros(state.n)
-        epoch_overlaps = torch.zeros(state.n, len(STRUCTURES), 3, dtype=torch.int64)
-        for index in state.batches(shuffle=True):
-            x, y, w = (t[index].to(state.device) for t in (state.images, state.labels, state.weights))
-            losses, logits = trainer.step(state, index, x, y, w)
-            epoch_losses[index] = losses.cpu()
-            epoch_overlaps[index] = overlaps(logits.argmax(1), y).cpu()
+        epoch_losses = torch.zeros(trial.n)
+        epoch_overlaps = torch.zeros(trial.n, num_classes - 1, 3, dtype=torch.int64)
+        epoch_selected = torch.full((trial.n,), float("nan"), dtype=torch.float64)
+        for index in trial.batches(shuffle=True):
+            batch = Batch(index, *(t[index].to(trial.device) for t in (trial.images, trial._labels, trial._weights)))
+            step = trainer.step(trial, batch)
+            epoch_losses[index] = step.losses.cpu()
+            epoch_overlaps[index] = overlaps(step.logits.argmax(1), batch.y, num_classes).cpu()
+            if step.selected is not None:
+                epoch_selected[index] = step.selected.cpu().double()
         if not torch.isfinite(epoch_losses).all():
             raise FloatingPointError(f"training loss is not finite at epoch {epoch + 1}; the trial is recorded as failed")
-        state.losses.append(epoch_losses.numpy().astype(np.float64))
-        state.overlaps.append(epoch_overlaps.numpy())
-        state.epoch = epoch + 1
+        trial.history.append(epoch_losses.numpy(), epoch_overlaps.numpy(), epoch_selected.numpy())
         t1 = time.perf_counter()
+        if corrector is not None:
+            _correct(trial, corrector, recipe.corrector)
         if detector is not None:
-            detector.on_epoch_end(state)
-            if state.epoch == detect_epoch:
-                state.scores = np.asarray(detector.score(state), dtype=np.float64)
-                state.flags = np.asarray(detector.flag(state.scores, state), dtype=bool)
-                if state.scores.shape != (state.n,) or state.flags.shape != (state.n,):
-                    raise RuntimeError(f"detector {recipe.detector} must return one score and flag per training sample")
+            detector.on_epoch_end(trial)
+            if trial.epoch == trial.detect_epoch:
+                scores = detector.score(trial)
+                scores = Scores(np.asarray(scores.values, dtype=np.float64), scores.pixel_flags)
+                flags = np.asarray(detector.flag(scores.values, trial), dtype=bool)
+                _check_scores(scores, flags, trial, recipe.detector)
                 if refurbisher is not None:
-                    refurbisher.apply(state, state.flags)
+                    refurbished = _apply(trial, refurbisher.refurbish(trial, flags), recipe.refurbisher)
+                elif corrector is not None:
+                    refurbished = flags.copy()
         detect_s += time.perf_counter() - t1
         epochs_s.append(time.perf_counter() - t0)
         if on_epoch is not None:
-            on_epoch(state.epoch, float(state.losses[-1].mean()))
-    return TrainResult(state, detector, time.perf_counter() - start, detect_s, epochs_s)
+            on_epoch(trial.epoch, float(trial.history.losses[-1].mean()))
+    return TrainResult(trial, detector, scores, flags, refurbished, time.perf_counter() - start, detect_s, epochs_s)

@@ -20,12 +20,13 @@ import torch
 import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
-from bench.method import Recipe, methods
+from bench.method import Recipe, Trial, TrialInputs, detectors, methods, read_only
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
+from bench.model import NUM_CLASSES
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import SCHEMA, SCHEMA_VERSION, git_commit, now, package_versions
-from bench.training import TrialState, fit
+from bench.training import TrainResult, fit
 
 
 def protocol_data(protocol: Protocol, data_root: str | Path | None = None) -> dict[str, Data]:
@@ -62,36 +63,41 @@ def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int, de
 
 
 def initial_state(
-    protocol: Protocol, seed: int, train: Data, noisy: NoiseResult, device: torch.device | None = None
-) -> TrialState:
-    """The state a trial starts training from: the training images, their noisy labels, unit weights."""
-    return TrialState(
+    protocol: Protocol, seed: int, train: Data, noisy: NoiseResult, recipe: Recipe, device: torch.device | None = None
+) -> Trial:
+    """The trial a recipe starts training from: the training images, their noisy labels, unit weights.
+
+    The noise truth goes in only when the recipe's detector is a reference (the oracle).
+    """
+    reference = recipe.detector is not None and detectors.get(recipe.detector).reference
+    inputs = TrialInputs(
         protocol=protocol,
         seed=seed,
         images=to_tensor(train.images),
-        given=noisy.labels,
-        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
-        weights=torch.ones(len(train)),
-        ids=train.ids,
-        generator=torch.Generator().manual_seed(seed),
+        given=read_only(noisy.labels),
+        ids=tuple(train.ids),
         info=train.info,
-        truth_corrupted=noisy.corrupted,
+        num_classes=NUM_CLASSES,
         device=device or torch.device("cpu"),
+        truth_corrupted=read_only(noisy.corrupted) if reference else None,
     )
+    labels = torch.from_numpy(noisy.labels.astype(np.int64))
+    return Trial(inputs, labels, torch.ones(len(train)), torch.Generator().manual_seed(seed))
 
 
-def per_sample_section(state: TrialState, corrupted: np.ndarray) -> dict[str, Any] | None:
+def per_sample_section(result: TrainResult, corrupted: np.ndarray) -> dict[str, Any] | None:
     """Per training sample, in training-id order: the detector's score and flag, the truth, and what was refurbished.
 
     Kept in the record so detection can be re-analysed (other budgets, curves) without rerunning.
     """
-    if state.scores is None or state.flags is None:
+    if result.scores is None or result.flags is None:
         return None
-    refurbished = state.refurbished if state.refurbished is not None else np.zeros(state.n, dtype=bool)
+    n = result.trial.n
+    refurbished = result.refurbished if result.refurbished is not None else np.zeros(n, dtype=bool)
     return {
-        "ids_fingerprint": fingerprint(*state.ids),
-        "scores": [float(f"{v:.6g}") for v in state.scores],
-        "flags": state.flags.astype(int).tolist(),
+        "ids_fingerprint": fingerprint(*result.trial.ids),
+        "scores": [float(f"{v:.6g}") for v in result.scores.values],
+        "flags": result.flags.astype(int).tolist(),
         "corrupted": corrupted.astype(int).tolist(),
         "refurbished": refurbished.astype(int).tolist(),
     }
@@ -122,19 +128,19 @@ def run_trial(
     train, test = parts["train"], parts["test"]
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
 
-    state = initial_state(proto, seed, train, noisy, where)
-    result = fit(state, recipe, on_epoch=on_epoch)
+    trial = initial_state(proto, seed, train, noisy, recipe, where)
+    result = fit(trial, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
-    pred = state.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
+    pred = trial.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
     seg = evaluate_segmentation(pred, test.labels, test.spacing, test.info)
     eval_s = time.perf_counter() - t_eval
 
     detection = None
-    if state.scores is not None and state.flags is not None:
-        detection = detection_summary(state.scores, state.flags, noisy.corrupted)
-        # a detector that localises errors leaves bool (N, H, W) maps in state.pixel_flags
-        detection["pixel"] = pixel_localisation(state.pixel_flags, noisy.changed) if state.pixel_flags is not None else None
+    if result.scores is not None and result.flags is not None:
+        detection = detection_summary(result.scores.values, result.flags, noisy.corrupted)
+        pixel_flags = result.scores.pixel_flags  # a detector that localises errors gives bool (N, H, W) maps
+        detection["pixel"] = pixel_localisation(pixel_flags, noisy.changed) if pixel_flags is not None else None
 
     return {
         "schema": SCHEMA,
@@ -162,11 +168,11 @@ def run_trial(
             "clinical": seg["clinical"],
             "detection": detection,
             "refurbishment": refurbishment_summary(
-                state.refurbished, noisy.corrupted, train.labels, noisy.labels, state.labels.numpy().astype(np.uint8)
+                result.refurbished, noisy.corrupted, train.labels, noisy.labels, trial.labels.astype(np.uint8)
             ),
-            "final_train_loss": float(state.losses[-1].mean()),
+            "final_train_loss": float(trial.history.losses[-1].mean()),
         },
-        "per_sample": per_sample_section(state, noisy.corrupted),
+        "per_sample": per_sample_section(result, noisy.corrupted),
         "cost": {
             "wall_s": time.perf_counter() - started,
             "train_s": result.train_s,

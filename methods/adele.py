@@ -12,9 +12,9 @@ cost about 3.8x a standard step on CPU (measured: tiny protocol, batch 8 at 64 p
 1 thread); weight 0 skips them and gives exactly the standard trainer. The returned losses are the
 protocol's per-sample loss at scale 1 (comparable with other trainers).
 
-Detector "adele" (the early-learning corrector; it changes labels while training):
+Corrector "adele" (the early-learning correction; it changes labels while training):
 after every epoch, per structure k, IoU_k = sum inter / (sum pred + sum label - sum inter)
-over all samples, from `state.overlaps[-1]` (training-pass argmax vs the current labels).
+over all samples, from `trial.history.overlaps[-1]` (training-pass argmax vs the current labels).
 The IoU history t = 1..T (epochs) is fitted with f(t) = a (1 - exp(-t^b / c))
 (scipy curve_fit, trf, bounds a in [0, 1], b in (0, 1], c > 0, later points weighted
 more as in the reference code; a failed fit means "not yet"). Start rule (reference
@@ -33,12 +33,13 @@ argmax probability exceeds 0.7 (foreground) or 0.7 (background), (2) the old lab
 background or under correction, (3) the new label is background or under correction,
 and (4) the new label is background or already present in that sample's label (the
 reference's class constraint). Background is always correctable, as in the reference
-code. Changed pixels accumulate in a per-sample count and a union map.
+code. The loop applies each correction and keeps the union of changed pixels
+(`trial.history.corrected`).
 
-Score: fraction of the sample's pixels ever changed by correction. Flags: score >
-`min_fraction` (default 0.002, about 8 pixels at 64 px). Pixel maps: the union of
-changed pixels (`state.pixel_flags`, which the trial evaluation scores against the
-true changed pixels). `state.refurbished` = flags.
+Detector "adele": score = fraction of the sample's pixels ever changed by correction.
+Flags: score > `min_fraction` (default 0.002, about 8 pixels at 64 px); the flagged
+samples are the recipe's refurbished ones (already corrected). Pixel maps: the union
+of changed pixels, which the trial evaluation scores against the true changed pixels.
 """
 
 from __future__ import annotations
@@ -52,12 +53,16 @@ import torch.nn.functional as F
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from bench import (
-    STRUCTURES,
+    Batch,
+    Corrector,
     Detector,
     Recipe,
+    Scores,
+    Step,
     Trainer,
-    TrialState,
+    Trial,
     build_model,
+    correctors,
     detectors,
     per_sample_loss,
     register_recipe,
@@ -110,25 +115,24 @@ class AdeleTrainer(Trainer):
         self.consistency_weight = consistency_weight
         self.scales = tuple(scales)
 
-    def setup(self, state: TrialState) -> None:
-        p = state.protocol
-        state.model = build_model(p, state.device)
+    def setup(self, trial: Trial) -> torch.nn.Module:
+        p = trial.protocol
+        self.model = build_model(p, trial.device)
         self.stride = 2**p.encoder_depth
-        self.optimizer = torch.optim.Adam(state.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+        return self.model
 
-    def step(
-        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        model = state.model
+    def step(self, trial: Trial, batch: Batch) -> Step:
+        model, x = self.model, batch.x
         model.train()
         logits = model(x)
-        losses = per_sample_loss(logits, y, state.protocol.dice_weight)
+        losses = per_sample_loss(logits, batch.y, trial.protocol.dice_weight)
         objective = losses
         if self.consistency_weight > 0 and self.scales:
             probs = [torch.softmax(logits, 1)] + [torch.softmax(rescaled_logits(model, x, s, self.stride), 1) for s in self.scales]
             objective = losses + self.consistency_weight * consistency(probs)
-        weighted_update(self.optimizer, objective, w)
-        return losses.detach(), logits.detach()
+        weighted_update(self.optimizer, objective, batch.w)
+        return Step(losses.detach(), logits.detach())
 
 
 def curve(t: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
@@ -200,18 +204,10 @@ def correct_labels(
     return torch.where(replace, pred, labels)
 
 
-@detectors.register("adele")
-class AdeleDetector(Detector):
-    """ADELE's early-learning corrector. Score: fraction of the sample's pixels ever changed; flags: score > min_fraction.
-
-    Pixel maps (`state.pixel_flags`): the union of pixels changed by correction.
-    """
-
-    curve = staticmethod(curve)
-    curve_slope = staticmethod(curve_slope)
-    fit_curve = staticmethod(fit_curve)
-    start_epoch = staticmethod(start_epoch)
-    correct_labels = staticmethod(correct_labels)
+@correctors.register("adele")
+class AdeleCorrector(Corrector):
+    """ADELE's early-learning correction: per structure, from the epoch its fitted IoU curve flattens, confident
+    predictions (multi-scale mean softmax) replace its labels after every epoch."""
 
     def __init__(
         self,
@@ -219,71 +215,61 @@ class AdeleDetector(Detector):
         fg_threshold: float = 0.7,
         bg_threshold: float = 0.7,
         min_history: int = 3,
-        min_fraction: float = 0.002,
         scales: tuple[float, ...] = (1.0, *SCALES),
     ) -> None:
-        super().__init__(
-            r=r, fg_threshold=fg_threshold, bg_threshold=bg_threshold, min_history=min_history, min_fraction=min_fraction,
-            scales=tuple(scales),
-        )  # fmt: skip
+        super().__init__(r=r, fg_threshold=fg_threshold, bg_threshold=bg_threshold, min_history=min_history, scales=tuple(scales))
         self.r = r
         self.fg_threshold = fg_threshold
         self.bg_threshold = bg_threshold
         self.min_history = max(2, min_history)
-        self.min_fraction = min_fraction
         self.scales = tuple(scales)
-        self.iou: list[np.ndarray] = []
-        self.start: dict[int, int] = {}  # structure -> epoch its correction began
+        self.iou: list[np.ndarray] = []  # per epoch, (S,) training IoU per structure
+        self.start: dict[int, int] = {}  # structure value -> epoch its correction began
 
-    def _predict(self, state: TrialState) -> torch.Tensor:
+    def _predict(self, trial: Trial) -> torch.Tensor:
         """Mean softmax of the current model over the scales (1 = the plain prediction)."""
-        stride = 2**state.protocol.encoder_depth
-        was_training = state.model.training
-        probs = [state.predict(model=_Rescaled(state.model, s, stride)) for s in self.scales]
-        state.model.train(was_training)
-        return torch.stack(probs).mean(0)
+        stride = 2**trial.protocol.encoder_depth
+        return torch.stack([trial.predict(model=_Rescaled(trial.model, s, stride)) for s in self.scales]).mean(0)
 
-    def on_epoch_end(self, state: TrialState) -> None:
-        counts = state.overlaps[-1].sum(0).astype(np.float64)  # (3, 3): per structure (inter, pred, label)
+    def correct(self, trial: Trial) -> torch.Tensor | None:
+        counts = trial.history.overlaps[-1].sum(0).astype(np.float64)  # (S, 3): per structure (inter, pred, label)
         union = counts[:, 1] + counts[:, 2] - counts[:, 0]
         self.iou.append(np.divide(counts[:, 0], union, out=np.zeros(len(union)), where=union > 0))
-        history = np.stack(self.iou)  # (T, 3)
+        history = np.stack(self.iou)  # (T, S)
         t = np.arange(1, len(history) + 1, dtype=np.float64)
         if len(history) >= self.min_history:
-            for k, value in enumerate(STRUCTURES):
+            for k in range(history.shape[1]):
+                value = k + 1
                 if value in self.start:
                     continue
                 params = fit_curve(t, history[:, k])
-                begin = start_epoch(*params, horizon=max(state.protocol.epochs, len(t)), r=self.r) if params else None
-                if begin is not None and state.epoch >= begin:
-                    self.start[value] = state.epoch
-        extras = state.extras.setdefault("adele", {"iou": [], "start": {}, "changes": np.zeros(state.n, dtype=np.int64)})
-        extras["iou"] = history.copy()
-        extras["start"] = dict(self.start)
-        if "changed" not in extras:
-            extras["changed"] = np.zeros(tuple(state.labels.shape), dtype=bool)
+                begin = start_epoch(*params, horizon=max(trial.protocol.epochs, len(t)), r=self.r) if params else None
+                if begin is not None and trial.epoch >= begin:
+                    self.start[value] = trial.epoch
         if not self.start:
-            return
-        correcting = np.zeros(len(STRUCTURES) + 1, dtype=bool)
+            return None
+        correcting = np.zeros(trial.inputs.num_classes, dtype=bool)
         correcting[list(self.start)] = True
-        new = correct_labels(state.labels, self._predict(state), correcting, self.fg_threshold, self.bg_threshold)
-        diff = (new != state.labels).numpy()
-        extras["changes"] += diff.reshape(state.n, -1).sum(1)
-        extras["changed"] |= diff
-        state.labels.copy_(new)
+        return correct_labels(trial.label_tensor(), self._predict(trial), correcting, self.fg_threshold, self.bg_threshold)
 
-    def score(self, state: TrialState) -> np.ndarray:
-        extras = state.extras.get("adele")
-        if extras is None or "changed" not in extras:
-            return np.zeros(state.n)
-        changed = extras["changed"]
-        state.pixel_flags = changed.copy()
-        return changed.reshape(state.n, -1).mean(1)
 
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
-        flags = np.asarray(scores) > self.min_fraction
-        state.refurbished = flags.copy()
-        return flags
+@detectors.register("adele")
+class AdeleDetector(Detector):
+    """Scores what ADELE's corrector did. Score: fraction of the sample's pixels ever changed; flags: score > min_fraction.
+
+    Pixel maps: the union of pixels changed by correction (`trial.history.corrected`).
+    """
+
+    def __init__(self, min_fraction: float = 0.002) -> None:
+        super().__init__(min_fraction=min_fraction)
+        self.min_fraction = min_fraction
+
+    def score(self, trial: Trial) -> Scores:
+        changed = np.array(trial.history.corrected)
+        return Scores(changed.reshape(trial.n, -1).mean(1), pixel_flags=changed)
+
+    def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
+        return np.asarray(scores) > self.min_fraction
 
 
 register_recipe(
@@ -293,9 +279,11 @@ register_recipe(
         "curve's slope has dropped by 90% of its initial value, confident predictions (> 0.7) replace that structure's "
         "labels after every epoch; after training, samples with > 0.2% of pixels changed are flagged (already corrected).",
         trainer="adele",
+        corrector="adele",
         detector="adele",
         detect_at=1.0,
         trainer_params={"consistency_weight": 1.0},
-        detector_params={"r": 0.9, "fg_threshold": 0.7, "bg_threshold": 0.7, "min_history": 3, "min_fraction": 0.002},
+        corrector_params={"r": 0.9, "fg_threshold": 0.7, "bg_threshold": 0.7, "min_history": 3},
+        detector_params={"min_fraction": 0.002},
     )
 )

@@ -1,21 +1,21 @@
 """Confident learning for segmentation (Northcutt et al., JAIR 2021), implemented natively (cleanlab is AGPL).
 
 Probabilities: softmax of the model at the detection epoch on the training
-images (`state.predict()`, eval mode). These are late-epoch IN-SAMPLE
+images (`trial.predict()`, eval mode). These are late-epoch IN-SAMPLE
 probabilities of a model that has been fitting these very labels, not the
 out-of-sample (cross-validated) probabilities confident learning asks for; with
 detection at half of training the model has not memorised the noise yet, which
 is what makes this usable, but it does under-report issues the model already
-fits. Labels: `state.given` (the labels as given), so that pixel maps are in
+fits. Labels: `trial.given` (the labels as given), so that pixel maps are in
 the coordinates of the given annotation; at the detection epoch of these
-recipes they equal `state.labels`.
+recipes they equal `trial.labels`.
 
 Per class k, the threshold t_k is the mean predicted probability of k over the
 pixels whose given label is k (classes with no such pixel never clear theirs).
 A pixel is a label issue when at least one class clears its threshold, the
 highest-probability class among those that do is not the given label, and the
 argmax of the pixel is not the given label either (cleanlab's "prediction
-agrees with the label" exception). The issue maps go to `state.pixel_flags`
+agrees with the label" exception). The issue maps are the detector's pixel maps
 (N, H, W) bool.
 
 Image score (higher = more suspicious), `score_method`:
@@ -30,10 +30,39 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench import NUM_CLASSES, Detector, Recipe, TrialState, detectors, mixture_flags, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, register_recipe
 
 #: keep the whole training set's probabilities in memory up to this size; above it, predict twice
 CACHE_BYTES = 1 << 30
+
+
+def threshold_sums(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class k: sum of p_k over pixels labelled k, and their count (float64), for batched accumulation."""
+    self_conf = probs.gather(1, labels.unsqueeze(1)).flatten().double()
+    flat = labels.flatten()
+    sums = torch.bincount(flat, weights=self_conf, minlength=num_classes)[:num_classes]
+    counts = torch.bincount(flat, minlength=num_classes)[:num_classes].double()
+    return sums, counts
+
+
+def class_thresholds(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """t_k = mean p_k over pixels labelled k; +inf for a class nobody is labelled with. probs (N, C, H, W), labels (N, H, W)."""
+    sums, counts = threshold_sums(probs, labels.long(), probs.shape[1])
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("inf")))
+
+
+def pixel_issues(probs: torch.Tensor, labels: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Bool (N, H, W): some class clears its threshold, the most probable such class is not the label, nor is the argmax."""
+    labels = labels.long()
+    above = probs.double() >= thresholds.double().view(1, -1, 1, 1)
+    confident_class = torch.where(above, probs, torch.full_like(probs, -1.0)).argmax(1)
+    return above.any(1) & (confident_class != labels) & (probs.argmax(1) != labels)
+
+
+def softmin_quality(self_confidence: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Per image (first axis): sum_i s_i softmax(-s / T)_i over the remaining axes, a soft minimum of s."""
+    s = self_confidence.flatten(1).double()
+    return (s * torch.softmax(-s / temperature, dim=1)).sum(1)
 
 
 @detectors.register("confident")
@@ -41,7 +70,7 @@ class ConfidentDetector(Detector):
     """Confident-learning pixel issues at the detection epoch; score = fraction of issue pixels (or 1 - softmin quality).
 
     Flag rule: the high component of a two-component Gaussian mixture on the image scores.
-    Sets `state.pixel_flags` to the (N, H, W) issue maps.
+    Pixel maps: the (N, H, W) issue maps. `thresholds` keeps the last per-class thresholds.
     """
 
     def __init__(self, score_method: str = "fraction", temperature: float = 0.1) -> None:
@@ -52,47 +81,19 @@ class ConfidentDetector(Detector):
             raise ValueError("temperature must be positive")
         self.score_method = score_method
         self.temperature = temperature
+        self.thresholds: np.ndarray | None = None
 
-    @staticmethod
-    def threshold_sums(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per class k: sum of p_k over pixels labelled k, and their count (float64), for batched accumulation."""
-        self_conf = probs.gather(1, labels.unsqueeze(1)).flatten().double()
-        flat = labels.flatten()
-        sums = torch.bincount(flat, weights=self_conf, minlength=num_classes)[:num_classes]
-        counts = torch.bincount(flat, minlength=num_classes)[:num_classes].double()
-        return sums, counts
-
-    @classmethod
-    def class_thresholds(cls, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """t_k = mean p_k over pixels labelled k; +inf for a class nobody is labelled with. probs (N, C, H, W), labels (N, H, W)."""
-        sums, counts = cls.threshold_sums(probs, labels.long(), probs.shape[1])
-        return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, float("inf")))
-
-    @staticmethod
-    def pixel_issues(probs: torch.Tensor, labels: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-        """Bool (N, H, W): some class clears its threshold, the most probable such class is not the label, nor is the argmax."""
-        labels = labels.long()
-        above = probs.double() >= thresholds.double().view(1, -1, 1, 1)
-        confident_class = torch.where(above, probs, torch.full_like(probs, -1.0)).argmax(1)
-        return above.any(1) & (confident_class != labels) & (probs.argmax(1) != labels)
-
-    @staticmethod
-    def softmin_quality(self_confidence: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-        """Per image (first axis): sum_i s_i softmax(-s / T)_i over the remaining axes, a soft minimum of s."""
-        s = self_confidence.flatten(1).double()
-        return (s * torch.softmax(-s / temperature, dim=1)).sum(1)
-
-    def score(self, state: TrialState) -> np.ndarray:
-        labels = torch.from_numpy(np.asarray(state.given, dtype=np.int64))
-        n, size = state.n, state.protocol.batch_size
+    def score(self, trial: Trial) -> Scores:
+        labels = torch.from_numpy(np.asarray(trial.given, dtype=np.int64))
+        n, size, classes = trial.n, trial.protocol.batch_size, trial.inputs.num_classes
         batches = [slice(i, min(i + size, n)) for i in range(0, n, size)]
-        cache = n * NUM_CLASSES * labels[0].numel() * 4 <= CACHE_BYTES
+        cache = n * classes * labels[0].numel() * 4 <= CACHE_BYTES
         kept: list[torch.Tensor] = []
-        sums = torch.zeros(NUM_CLASSES, dtype=torch.float64)
-        counts = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+        sums = torch.zeros(classes, dtype=torch.float64)
+        counts = torch.zeros(classes, dtype=torch.float64)
         for b in batches:
-            probs = state.predict(state.images[b])
-            s, c = self.threshold_sums(probs, labels[b], NUM_CLASSES)
+            probs = trial.predict(trial.images[b])
+            s, c = threshold_sums(probs, labels[b], classes)
             sums += s
             counts += c
             if cache:
@@ -101,19 +102,15 @@ class ConfidentDetector(Detector):
         issues = torch.zeros(labels.shape, dtype=torch.bool)
         scores = torch.zeros(n, dtype=torch.float64)
         for j, b in enumerate(batches):
-            probs = kept[j] if cache else state.predict(state.images[b])
-            issues[b] = self.pixel_issues(probs, labels[b], thresholds)
+            probs = kept[j] if cache else trial.predict(trial.images[b])
+            issues[b] = pixel_issues(probs, labels[b], thresholds)
             if self.score_method == "fraction":
                 scores[b] = issues[b].flatten(1).double().mean(1)
             else:
                 self_conf = probs.gather(1, labels[b].unsqueeze(1))
-                scores[b] = 1.0 - self.softmin_quality(self_conf, self.temperature)
-        state.pixel_flags = issues.numpy()
-        state.extras["confident_thresholds"] = thresholds.numpy()
-        return scores.numpy()
-
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
-        return mixture_flags(scores)
+                scores[b] = 1.0 - softmin_quality(self_conf, self.temperature)
+        self.thresholds = thresholds.numpy()
+        return Scores(scores.numpy(), pixel_flags=issues.numpy())
 
 
 register_recipe(

@@ -1,11 +1,11 @@
 """Co-teaching (Han et al., NeurIPS 2018): two networks teach each other with their small-loss samples.
 
-Trainer "coteaching": two U-Nets of the protocol (network 1 is `state.model`, the one
+Trainer "coteaching": two U-Nets of the protocol (network 1 is the model `setup` returns, the one
 evaluated; network 2 is initialised from `seed + 1` inside a forked RNG, so the rest
 of the trial draws the same random numbers as with the standard trainer). In every
 batch each network picks the (1 - forget_rate) fraction of its own smallest-loss
 samples (zero-weight samples are never picked) and each network is updated on the
-samples its PEER picked (the protocol's per-sample loss, weighted by `state.weights`).
+samples its PEER picked (the protocol's per-sample loss, weighted by the sample weights).
 
 forget_rate schedule (the reference code's `rate_schedule`): at 0-based epoch e,
 forget_rate = tau x min(1, e / (ramp_epochs - 1)), i.e. linspace(0, tau, ramp_epochs)
@@ -14,7 +14,8 @@ over the first ramp_epochs epochs, tau afterwards. The paper uses ramp_epochs = 
 the full rate for half of their epochs. tau: the paper sets it to the true noise rate,
 which a method cannot know; the default is a fixed tau = 0.3 (a parameter).
 
-Detector "coteaching": reads the trainer's selection record (`state.extras["coteaching"]`).
+Detector "coteaching": reads the selections the trainer reports to the loop
+(`Step.selected`, kept in `trial.history.selected`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import math
 import numpy as np
 import torch
 
-from bench import Detector, Recipe, Trainer, TrialState, build_model, detectors, per_sample_loss, register_recipe, trainers
-
-EXTRAS_KEY = "coteaching"
+from bench import Batch, Detector, Recipe, Scores, Step, Trainer, Trial, build_model, detectors, per_sample_loss, register_recipe, trainers
 
 
 def select_small_loss(losses: torch.Tensor, weights: torch.Tensor, forget_rate: float) -> torch.Tensor:
@@ -56,8 +55,6 @@ def _mean_over(losses: torch.Tensor, w: torch.Tensor, mask: torch.Tensor) -> tor
 class CoTeachingTrainer(Trainer):
     """Two U-Nets, each updated on the small-loss samples picked by the other; network 1 is evaluated."""
 
-    select_small_loss = staticmethod(select_small_loss)
-
     def __init__(self, tau: float = 0.3, ramp_epochs: int | None = None) -> None:
         super().__init__(tau=tau, ramp_epochs=ramp_epochs)
         if not 0.0 <= tau < 1.0:
@@ -78,33 +75,25 @@ class CoTeachingTrainer(Trainer):
             return self.tau
         return self.tau * min(1.0, epoch / max(ramp - 1, 1))
 
-    def setup(self, state: TrialState) -> None:
-        p = state.protocol
-        state.model = build_model(p, state.device)
+    def setup(self, trial: Trial) -> torch.nn.Module:
+        p = trial.protocol
+        model = build_model(p, trial.device)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(state.seed + 1)
-            self.peer = build_model(p, state.device)
-        self.models = (state.model, self.peer)
+            torch.manual_seed(trial.seed + 1)
+            self.peer = build_model(p, trial.device)
+        self.models = (model, self.peer)
         self.optimizers = tuple(torch.optim.Adam(m.parameters(), lr=p.lr, weight_decay=p.weight_decay) for m in self.models)
-        state.extras[EXTRAS_KEY] = {
-            "presented": np.zeros(state.n, dtype=np.int64),  # presentations with forget_rate > 0
-            "selected": np.zeros(state.n, dtype=np.int64),  # picks (by either network) in those presentations
-            "forget_rate": [],  # per epoch
-        }
+        return model
 
-    def step(
-        self, state: TrialState, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        rate = self.forget_rate(state.epoch, state.protocol.epochs)
-        record = state.extras[EXTRAS_KEY]
-        if len(record["forget_rate"]) <= state.epoch:
-            record["forget_rate"].append(rate)
+    def step(self, trial: Trial, batch: Batch) -> Step:
+        rate = self.forget_rate(trial.epoch, trial.protocol.epochs)
+        x, y, w = batch.x, batch.y, batch.w
         logits, losses = [], []
         for model in self.models:
             model.train()
             out = model(x)
             logits.append(out)
-            losses.append(per_sample_loss(out, y, state.protocol.dice_weight))
+            losses.append(per_sample_loss(out, y, trial.protocol.dice_weight))
         picks = [select_small_loss(loss.detach(), w, rate) for loss in losses]
         for k, optimizer in enumerate(self.optimizers):
             objective = _mean_over(losses[k], w, picks[1 - k])  # updated on the PEER's picks
@@ -112,11 +101,11 @@ class CoTeachingTrainer(Trainer):
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 optimizer.step()
-        if rate > 0:
-            idx = index.numpy()
-            record["presented"][idx] += (w > 0).cpu().numpy()
-            record["selected"][idx] += (picks[0].long() + picks[1].long()).cpu().numpy()
-        return losses[0].detach(), logits[0].detach()
+        selected = None
+        if rate > 0:  # at forget rate 0 everything is picked: no information
+            share = (picks[0].double() + picks[1].double()) / 2
+            selected = torch.where(w > 0, share, torch.full_like(share, float("nan")))
+        return Step(losses[0].detach(), logits[0].detach(), selected)
 
 
 @detectors.register("coteaching")
@@ -127,22 +116,22 @@ class CoTeachingDetector(Detector):
     has forget_rate 0 and selects everything, so it carries no information) was picked
     S times by the two networks together; score = 1 - S / (2P), 0 when P = 0. Flags:
     score > `threshold` (default 0.5: dropped in more than half of its selections).
-    Needs the "coteaching" trainer.
+    Reads `trial.history.selected`, which the "coteaching" trainer reports; with a trainer
+    that reports no selection every score is 0.
     """
 
     def __init__(self, threshold: float = 0.5) -> None:
         super().__init__(threshold=threshold)
         self.threshold = threshold
 
-    def score(self, state: TrialState) -> np.ndarray:
-        record = state.extras.get(EXTRAS_KEY)
-        if record is None:
-            raise RuntimeError("the coteaching detector needs the coteaching trainer")
-        presented = record["presented"].astype(np.float64)
-        frac = np.divide(record["selected"], 2 * presented, out=np.ones(state.n), where=presented > 0)
-        return 1.0 - frac
+    def score(self, trial: Trial) -> Scores:
+        history = np.stack(trial.history.selected)  # (E, N), NaN where not presented for selection
+        presented = np.isfinite(history).sum(0)
+        picked = np.nansum(history, axis=0)
+        frac = np.divide(picked, presented, out=np.ones(trial.n), where=presented > 0)
+        return Scores(1.0 - frac)
 
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+    def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
         return scores > self.threshold
 
 

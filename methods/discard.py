@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench import Refurbisher, TrialState, refurbishers
+from bench import Refurbisher, Refurbishment, Trial, refurbishers
 
 
 @refurbishers.register("discard")
 class Discard(Refurbisher):
     """Flagged samples get loss weight 0; their labels stay as given."""
 
-    def apply(self, state: TrialState, flags: np.ndarray) -> None:
-        flags = np.asarray(flags, dtype=bool)
-        state.weights[torch.from_numpy(flags)] = 0.0
-        state.refurbished = flags.copy()
+    def refurbish(self, trial: Trial, flags: np.ndarray) -> Refurbishment:
+        index = np.flatnonzero(flags)
+        return Refurbishment(index, weights=torch.zeros(len(index)))

@@ -2,7 +2,7 @@
 
 A sample is "learned" at an epoch when its per-sample Dice (mean over the three
 structures of the training-pass argmax against the label trained on then, from
-`state.overlaps` via `bench.overlap_dice`) is at least `threshold`. A
+`trial.history.overlaps` via `bench.overlap_dice`) is at least `threshold`. A
 forgetting event is a transition learned -> not learned between consecutive
 epochs. Score: the number of forgetting events over the epochs up to detection;
 samples never learned in that window get `epochs seen` (one more than any
@@ -23,7 +23,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, Recipe, TrialState, detectors, mixture_flags, overlap_dice, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, mixture_flags, overlap_dice, register_recipe
+
+
+def dice_history(overlaps: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(E, N) per-sample Dice (mean over structures) of each finished epoch's training pass, from `History.overlaps`."""
+    return np.stack([overlap_dice(counts).mean(axis=-1) for counts in overlaps])
+
+
+def count_events(dice: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Forgetting events (N,) int and ever-learned (N,) bool from an (E, N) Dice history.
+
+    Learned at epoch e: Dice >= threshold. An event: learned at e, not learned at e + 1.
+    """
+    learned = np.asarray(dice, dtype=np.float64) >= threshold
+    if learned.ndim != 2:
+        raise ValueError("dice history must be (epochs, samples)")
+    events = (learned[:-1] & ~learned[1:]).sum(axis=0)
+    return events.astype(np.int64), learned.any(axis=0)
+
+
+def forgetting_scores(dice: np.ndarray, threshold: float) -> np.ndarray:
+    """Event counts as floats; never-learned samples get the number of epochs (more than any count)."""
+    events, ever = count_events(dice, threshold)
+    return np.where(ever, events, len(dice)).astype(np.float64)
 
 
 @detectors.register("forgetting")
@@ -46,33 +69,10 @@ class ForgettingDetector(Detector):
         self.flag_rule = flag_rule
         self.min_events = min_events
 
-    @staticmethod
-    def dice_history(state: TrialState) -> np.ndarray:
-        """(E, N) per-sample Dice (mean over structures) of each finished epoch's training pass."""
-        return np.stack([overlap_dice(counts).mean(axis=-1) for counts in state.overlaps])
+    def score(self, trial: Trial) -> Scores:
+        return Scores(forgetting_scores(dice_history(trial.history.overlaps), self.threshold))
 
-    @staticmethod
-    def count_events(dice_history: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Forgetting events (N,) int and ever-learned (N,) bool from an (E, N) Dice history.
-
-        Learned at epoch e: Dice >= threshold. An event: learned at e, not learned at e + 1.
-        """
-        learned = np.asarray(dice_history, dtype=np.float64) >= threshold
-        if learned.ndim != 2:
-            raise ValueError("dice_history must be (epochs, samples)")
-        events = (learned[:-1] & ~learned[1:]).sum(axis=0)
-        return events.astype(np.int64), learned.any(axis=0)
-
-    @classmethod
-    def forgetting_scores(cls, dice_history: np.ndarray, threshold: float) -> np.ndarray:
-        """Event counts as floats; never-learned samples get the number of epochs (more than any count)."""
-        events, ever = cls.count_events(dice_history, threshold)
-        return np.where(ever, events, len(dice_history)).astype(np.float64)
-
-    def score(self, state: TrialState) -> np.ndarray:
-        return self.forgetting_scores(self.dice_history(state), self.threshold)
-
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+    def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.size == 0 or np.ptp(scores) == 0:
             return np.zeros(scores.shape, dtype=bool)

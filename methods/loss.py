@@ -3,14 +3,14 @@
 Score: each sample's training loss (the protocol's per-sample CE + Dice loss,
 recorded from the training pass itself) averaged over the last `window` epochs
 before detection. Flags: the high component of a two-component Gaussian
-mixture on the scores (`bench.mixture_flags`).
+mixture on the scores (`bench.mixture_flags`, the default flag rule).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, TrialState, detectors, mixture_flags, register_refurb_and_discard
+from bench import Detector, Scores, Trial, detectors, register_refurb_and_discard
 
 
 @detectors.register("loss")
@@ -23,11 +23,8 @@ class LossDetector(Detector):
             raise ValueError("window must be at least 1 epoch")
         self.window = window
 
-    def score(self, state: TrialState) -> np.ndarray:
-        return np.mean(state.losses[-self.window :], axis=0)
-
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
-        return mixture_flags(scores)
+    def score(self, trial: Trial) -> Scores:
+        return Scores(np.mean(trial.history.losses[-self.window :], axis=0))
 
 
 register_refurb_and_discard(

@@ -1,27 +1,30 @@
 """The oracle: flags exactly the truly corrupted samples. The ceiling for detection, not a method.
 
-It reads the noise truth (`state.truth_corrupted`), which no real detector may
-do; its recipes show how much refurbishing or discarding could gain with a
-perfect detector. Scores are 1 for corrupted samples, 0 for clean ones.
+It is a reference detector (`reference = True`): the only kind the trial hands the noise
+truth (`trial.inputs.truth_corrupted`); its recipes show how much refurbishing or
+discarding could gain with a perfect detector. Scores are 1 for corrupted samples, 0 for
+clean ones.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, TrialState, detectors, register_refurb_and_discard
+from bench import Detector, Scores, Trial, detectors, register_refurb_and_discard
 
 
 @detectors.register("oracle")
 class OracleDetector(Detector):
     """Score 1 for truly corrupted samples, 0 otherwise; flags = the true corrupted set."""
 
-    def score(self, state: TrialState) -> np.ndarray:
-        if state.truth_corrupted is None:
-            raise RuntimeError("the oracle detector needs the noise truth in state.truth_corrupted")
-        return state.truth_corrupted.astype(np.float64)
+    reference = True
 
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
+    def score(self, trial: Trial) -> Scores:
+        if trial.inputs.truth_corrupted is None:
+            raise RuntimeError("the oracle detector needs the noise truth (trial.inputs.truth_corrupted)")
+        return Scores(trial.inputs.truth_corrupted.astype(np.float64))
+
+    def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
         return scores > 0.5
 
 

@@ -3,7 +3,7 @@
 The prediction (argmax of the current model in eval mode) is cleaned into a
 valid label map: the largest connected component of each structure, holes
 filled. With `min_confidence`, pixels where the model's top probability is
-below it keep the given label.
+below it keep the label trained on until then.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from bench import STRUCTURES, Refurbisher, TrialState, refurbishers
+from bench import STRUCTURES, Refurbisher, Refurbishment, Trial, refurbishers
 
 
 def clean_label_map(pred: np.ndarray) -> np.ndarray:
@@ -37,14 +37,13 @@ class PseudoLabel(Refurbisher):
         super().__init__(min_confidence=min_confidence)
         self.min_confidence = min_confidence
 
-    def apply(self, state: TrialState, flags: np.ndarray) -> None:
-        index = torch.from_numpy(np.flatnonzero(flags))
-        if len(index):
-            prob = state.predict(state.images[index])
-            top, pred = prob.max(1)
-            new = np.stack([clean_label_map(p) for p in pred.numpy().astype(np.uint8)])
-            new = torch.from_numpy(new.astype(np.int64))
-            if self.min_confidence is not None:
-                new = torch.where(top < self.min_confidence, state.labels[index], new)
-            state.labels[index] = new
-        state.refurbished = np.asarray(flags, dtype=bool).copy()
+    def refurbish(self, trial: Trial, flags: np.ndarray) -> Refurbishment:
+        index = np.flatnonzero(flags)
+        if not len(index):
+            return Refurbishment(index)
+        prob = trial.predict(trial.images[torch.from_numpy(index)])
+        top, pred = prob.max(1)
+        new = torch.from_numpy(np.stack([clean_label_map(p) for p in pred.numpy().astype(np.uint8)]).astype(np.int64))
+        if self.min_confidence is not None:
+            new = torch.where(top < self.min_confidence, trial.label_tensor(index), new)
+        return Refurbishment(index, labels=new)

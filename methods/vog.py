@@ -2,13 +2,13 @@
 
 At K checkpoint epochs the detector takes, for every training sample, the gradient
 with respect to the input image of the sum over pixels of the pre-softmax logit of
-each pixel's GIVEN label (`state.given`), with the model in eval mode, averaged over
+each pixel's GIVEN label (`trial.given`), with the model in eval mode, averaged over
 input channels: one (H, W) map per sample and checkpoint. A sample's VOG is the mean
 over pixels of the standard deviation of its maps over the checkpoints (population
 variance, as in the paper). Samples whose gradients keep changing are the ones the
 model cannot settle on: hard or mislabelled.
 
-Why `state.given` and not `state.labels`: VOG asks whether the *annotation* is
+Why `trial.given` and not `trial.labels`: VOG asks whether the *annotation* is
 consistent with what the model learns, so it looks at the labels as delivered.
 In this harness the two are identical until the (single) refurbishment, which
 happens after the last checkpoint; a trainer that edits labels during training
@@ -22,7 +22,7 @@ would need a width that depends on the noise; `region="foreground"` is available
 
 Checkpoints (default 3): spread evenly over the epochs up to the detection epoch,
 epoch ceil(D * k / K) for k = 1..K, D the detection epoch (D = 4 of 8: epochs 2, 3, 4;
-D = 6 of 12: 2, 4, 6), D from the recipe's schedule (`state.detect_epoch`); if
+D = 6 of 12: 2, 4, 6), D from the recipe's schedule (`trial.detect_epoch`); if
 `score` is called at an epoch that is not yet a checkpoint, that epoch is added as
 the last one, so the detection epoch is always included. Explicit epochs
 can be given as a list instead of a count.
@@ -33,7 +33,7 @@ Cost: one eval-mode forward and one input-only backward per batch at each checkp
 ~20-25% at 8 epochs, ~15% at 12).
 
 Score: VOG normalised within groups of samples that share difficulty (default by
-view and phase from `state.info`): z-score (v - mean_g) / std_g ("group"), its
+view and phase from `trial.info`): z-score (v - mean_g) / std_g ("group"), its
 absolute value ("abs", the reference code's third option), or raw VOG ("none").
 Flags: the high component of a two-component Gaussian mixture on the scores
 (`bench.mixture_flags`).
@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import Detector, TrialState, detectors, mixture_flags, register_refurb_and_discard
+from bench import Detector, Scores, Trial, detectors, register_refurb_and_discard
 
 NORMALISE = ("group", "none", "abs")
 REGIONS = ("all", "foreground")
@@ -121,16 +121,12 @@ class VOGDetector(Detector):
         self.batch_size = batch_size
         self.reset()
 
-    #: per-group z-scores, their absolute value or raw scores (see `group_normalise`)
-    normalise_scores = staticmethod(group_normalise)
-    #: the default checkpoint schedule, ceil(D * k / K) (see `checkpoint_epochs`)
-    schedule = staticmethod(checkpoint_epochs)
-
     # -- online aggregation over checkpoints --------------------------------------------------
 
     def reset(self) -> None:
         """Forget every checkpoint seen so far."""
-        self.seen: list[int] = []
+        self.seen: list[int] = []  # checkpoint epochs taken so far
+        self.raw: np.ndarray | None = None  # raw VOG per sample at the last score
         self.k = 0
         self.mean: torch.Tensor | None = None
         self.m2: torch.Tensor | None = None
@@ -184,52 +180,47 @@ class VOGDetector(Detector):
             model.train(was_training)
         return grad.mean(1)
 
-    def gradient_maps(self, state: TrialState) -> torch.Tensor:
-        """(N, H, W) input gradients of the whole training set for `state.model`.
+    def gradient_maps(self, trial: Trial) -> torch.Tensor:
+        """(N, H, W) input gradients of the whole training set for the trial's model.
 
         Batches of `batch_size` (default 2 x the protocol's): the pass keeps no parameter
         gradients, and larger batches amortise per-layer overhead up to a point (CPU, one
         thread, pass over the training set / training epoch: 64 px 0.7 at batch 8, 0.5 at
         16 and 32; 96 px 0.7 at 16 and 32, 0.9 at 64).
         """
-        size = self.batch_size or 2 * state.protocol.batch_size
-        given = torch.from_numpy(np.asarray(state.given, dtype=np.int64))
-        parts = [self.input_gradients(state.model, state.images[i : i + size], given[i : i + size]) for i in range(0, state.n, size)]
+        size = self.batch_size or 2 * trial.protocol.batch_size
+        given = torch.from_numpy(np.asarray(trial.given, dtype=np.int64))
+        parts = [self.input_gradients(trial.model, trial.images[i : i + size], given[i : i + size]) for i in range(0, trial.n, size)]
         return torch.cat(parts).cpu()
 
     # -- hooks -----------------------------------------------------------------------------------
 
-    def planned(self, state: TrialState) -> list[int]:
+    def planned(self, trial: Trial) -> list[int]:
         """The checkpoint epochs for this protocol (see the module docstring)."""
         if self.explicit is not None:
             return self.explicit
-        return checkpoint_epochs(self.count, state.detect_epoch or state.protocol.epochs)
+        return checkpoint_epochs(self.count, trial.detect_epoch or trial.protocol.epochs)
 
-    def checkpoint(self, state: TrialState) -> None:
+    def checkpoint(self, trial: Trial) -> None:
         """Take this epoch's gradient maps into the running statistics (once per epoch)."""
-        if state.epoch in self.seen:
+        if trial.epoch in self.seen:
             return
-        self.update(self.gradient_maps(state))
-        self.seen.append(state.epoch)
-        state.extras["vog_checkpoints"] = list(self.seen)
+        self.update(self.gradient_maps(trial))
+        self.seen.append(trial.epoch)
 
-    def on_epoch_end(self, state: TrialState) -> None:
-        if state.epoch in self.planned(state):
-            self.checkpoint(state)
+    def on_epoch_end(self, trial: Trial) -> None:
+        if trial.epoch in self.planned(trial):
+            self.checkpoint(trial)
 
-    def score(self, state: TrialState) -> np.ndarray:
-        self.checkpoint(state)  # the detection epoch is always a checkpoint (a no-op when planned)
-        raw = self.vog()
+    def score(self, trial: Trial) -> Scores:
+        self.checkpoint(trial)  # the detection epoch is always a checkpoint (a no-op when planned)
+        self.raw = self.vog()
         groups = None
-        if self.normalise != "none" and self.group_by and state.info is not None:
-            columns = [c for c in self.group_by if c in state.info.columns]
+        if self.normalise != "none" and self.group_by and trial.info is not None:
+            columns = [c for c in self.group_by if c in trial.info.columns]
             if columns:
-                groups = state.info[columns].astype(str).agg("/".join, axis=1).to_numpy()
-        state.extras["vog_raw"] = raw
-        return group_normalise(raw, groups, self.normalise)
-
-    def flag(self, scores: np.ndarray, state: TrialState) -> np.ndarray:
-        return mixture_flags(scores)
+                groups = trial.info[columns].astype(str).agg("/".join, axis=1).to_numpy()
+        return Scores(group_normalise(self.raw, groups, self.normalise))
 
 
 register_refurb_and_discard(
