@@ -62,7 +62,7 @@ def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int, de
     return shlex.join(["bench", "run", "--protocol", protocol.name, "--method", method, "--noise", noise, "--seed", str(seed), *gpu])
 
 
-def initial_state(
+def initial_trial(
     protocol: Protocol, seed: int, train: Data, noisy: NoiseResult, recipe: Recipe, device: torch.device | None = None
 ) -> Trial:
     """The trial a recipe starts training from: the training images, their noisy labels, unit weights.
@@ -128,7 +128,7 @@ def run_trial(
     train, test = parts["train"], parts["test"]
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
 
-    trial = initial_state(proto, seed, train, noisy, recipe, where)
+    trial = initial_trial(proto, seed, train, noisy, recipe, where)
     result = fit(trial, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()

@@ -12,8 +12,8 @@ import torch
 
 import bench
 from bench.noise import apply_noise, parse_noise
-from bench.training import StandardTrainer, TrialState, fit, per_sample_loss
-from bench.trial import initial_state, protocol_data
+from bench.training import fit, per_sample_loss
+from bench.trial import initial_trial, protocol_data
 
 PROTOCOL = dataclasses.replace(
     bench.protocols.get("tiny"),
@@ -25,30 +25,34 @@ PROTOCOL = dataclasses.replace(
 )
 
 
-def _state() -> TrialState:
-    """The clean-label starting state of a trial, built the way `bench run` builds it."""
+BASELINE = bench.methods.get("baseline")
+
+
+def _trial() -> bench.Trial:
+    """The clean-label starting point of a trial, built the way `bench run` builds it."""
     train = protocol_data(PROTOCOL)["train"]
     torch.manual_seed(0)
-    return initial_state(PROTOCOL, 0, train, apply_noise(parse_noise("none"), train.labels, train.spacing, train.ids, 0))
+    return initial_trial(PROTOCOL, 0, train, apply_noise(parse_noise("none"), train.labels, train.spacing, train.ids, 0), BASELINE)
 
 
 def _harness() -> float:
-    state = _state()
+    trial = _trial()
     t0 = time.perf_counter()
-    fit(state, bench.methods.get("baseline"))
+    fit(trial, BASELINE)
     return time.perf_counter() - t0
 
 
 def _bare() -> float:
-    state = _state()
-    StandardTrainer().setup(state)  # the same model construction; a fresh optimiser below
-    model = state.model
+    trial = _trial()
+    model = bench.build_model(PROTOCOL)  # the same model construction as the standard trainer's
     opt = torch.optim.Adam(model.parameters(), lr=PROTOCOL.lr, weight_decay=PROTOCOL.weight_decay)
+    labels = trial.label_tensor()
+    generator = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
     for _ in range(PROTOCOL.epochs):
-        for index in torch.randperm(state.n, generator=state.generator).split(PROTOCOL.batch_size):
+        for index in torch.randperm(trial.n, generator=generator).split(PROTOCOL.batch_size):
             model.train()
-            loss = per_sample_loss(model(state.images[index]), state.labels[index], PROTOCOL.dice_weight).mean()
+            loss = per_sample_loss(model(trial.images[index]), labels[index], PROTOCOL.dice_weight).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -5,6 +5,7 @@ Detection numbers measured on the small protocol below (80 training images at 64
 """
 
 import dataclasses
+import importlib
 import math
 
 import numpy as np
@@ -16,23 +17,33 @@ import bench
 SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 
 
-def make_state(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.TrialState:
-    """A hand-made training state: random images, random blocky labels (all four classes)."""
+COTEACHING = importlib.import_module(bench.trainers.origin("coteaching"))
+ADELE = importlib.import_module(bench.correctors.origin("adele"))
+
+
+def make_trial(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.Trial:
+    """A hand-made trial: random images, random blocky labels (all four classes)."""
     protocol = protocol or dataclasses.replace(bench.protocols.get("tiny"), image_size=size)
     g = torch.Generator().manual_seed(123)
     images = torch.rand(n, 1, size, size, generator=g)
     coarse = torch.randint(0, 4, (n, size // 8, size // 8), generator=g)
     labels = coarse.repeat_interleave(8, 1).repeat_interleave(8, 2)
-    return bench.TrialState(
+    inputs = bench.TrialInputs(
         protocol=protocol,
         seed=seed,
         images=images,
         given=labels.numpy().astype(np.uint8),
-        labels=labels.clone(),
-        weights=torch.ones(n),
-        ids=[f"s{i}" for i in range(n)],
-        generator=torch.Generator().manual_seed(seed),
+        ids=tuple(f"s{i}" for i in range(n)),
+        info=None,
+        num_classes=4,
+        device=torch.device("cpu"),
     )
+    return bench.Trial(inputs, labels.clone(), torch.ones(n), torch.Generator().manual_seed(seed))
+
+
+def batch_of(trial: bench.Trial, w: torch.Tensor | None = None) -> bench.Batch:
+    """The whole trial as one batch."""
+    return bench.Batch(torch.arange(trial.n), trial.images, trial.label_tensor(), torch.ones(trial.n) if w is None else w)
 
 
 # ---------------------------------------------------------------- co-teaching
@@ -46,7 +57,7 @@ def brute_force_pick(losses: list[float], weights: list[float], forget_rate: flo
 
 
 def test_select_small_loss_matches_brute_force_sort():
-    select = bench.trainers.get("coteaching").select_small_loss
+    select = COTEACHING.select_small_loss
     rng = np.random.default_rng(0)
     for trial in range(200):
         b = int(rng.integers(1, 17))
@@ -58,7 +69,7 @@ def test_select_small_loss_matches_brute_force_sort():
 
 
 def test_a_huge_loss_is_never_selected_and_zero_weight_never():
-    select = bench.trainers.get("coteaching").select_small_loss
+    select = COTEACHING.select_small_loss
     losses = torch.tensor([0.3, 1e6, 0.2, 0.5, 0.1, 0.4, 0.05, 0.6])
     weights = torch.tensor([1, 1, 1, 1, 1, 1, 0, 1], dtype=torch.float32)
     for rate in (0.15, 0.3, 0.5):
@@ -86,19 +97,19 @@ def test_two_net_initialisation_is_deterministic_and_leaves_the_rng_alone():
     cls = bench.trainers.get("coteaching")
 
     def setup(trainer_cls):
-        state = make_state()
+        trial = make_trial()
         torch.manual_seed(7)
         trainer = trainer_cls()
-        trainer.setup(state)
-        return trainer, state, torch.rand(3)
+        model = trainer.setup(trial)
+        return trainer, model, torch.rand(3)
 
-    (t1, s1, after1), (t2, s2, after2) = setup(cls), setup(cls)
-    _, s_std, after_std = setup(bench.trainers.get("standard"))
+    (t1, m1, after1), (t2, m2, after2) = setup(cls), setup(cls)
+    _, m_std, after_std = setup(bench.trainers.get("standard"))
     for a, b in zip(t1.peer.state_dict().values(), t2.peer.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    for a, b, c in zip(s1.model.state_dict().values(), s2.model.state_dict().values(), s_std.model.state_dict().values(), strict=True):
+    for a, b, c in zip(m1.state_dict().values(), m2.state_dict().values(), m_std.state_dict().values(), strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)  # network 1 = the standard trainer's model
-    w1 = next(s1.model.parameters())
+    w1 = next(m1.parameters())
     assert not torch.equal(w1, next(t1.peer.parameters()))  # the two networks differ
     assert torch.equal(after1, after2) and torch.equal(after1, after_std)  # the trial's RNG stream is unchanged
 
@@ -106,15 +117,15 @@ def test_two_net_initialisation_is_deterministic_and_leaves_the_rng_alone():
 def test_each_network_is_updated_on_its_peers_picks():
     """With lr = 0 the gradients stay in .grad: each net's gradient is that of its loss over the PEER's brute-force picks."""
     protocol = dataclasses.replace(bench.protocols.get("tiny"), lr=0.0, weight_decay=0.0)
-    state = make_state(n=8, protocol=protocol)
+    trial = make_trial(n=8, protocol=protocol)
     torch.manual_seed(3)
     trainer = bench.trainers.get("coteaching")(tau=0.5, ramp_epochs=0)
-    trainer.setup(state)
-    index = torch.arange(8)
+    model = trainer.setup(trial)
     w = torch.ones(8)
-    x, y = state.images, state.labels
-    trainer.step(state, index, x, y, w)
-    nets = (state.model, trainer.peer)
+    batch = batch_of(trial, w)
+    x, y = batch.x, batch.y
+    step = trainer.step(trial, batch)
+    nets = (model, trainer.peer)
     losses = [bench.per_sample_loss(net(x), y, protocol.dice_weight).detach() for net in nets]
     picks = [brute_force_pick(loss.tolist(), w.tolist(), 0.5) for loss in losses]
     assert len(picks[0]) == len(picks[1]) == 4 and picks[0] != picks[1]  # the check can tell own from peer
@@ -126,28 +137,41 @@ def test_each_network_is_updated_on_its_peers_picks():
             bench.per_sample_loss(net(x), y, protocol.dice_weight)[sel].mean().backward()
             same = all(torch.allclose(g, p.grad, rtol=1e-4, atol=1e-7) for g, p in zip(got, net.parameters(), strict=True))
             assert same == expect_equal, (k, expect_equal)
-    record = state.extras["coteaching"]
-    assert record["presented"].tolist() == [1] * 8
-    expected = np.zeros(8, dtype=int)
+    expected = np.zeros(8)
     for p in picks:
-        expected[sorted(p)] += 1
-    assert record["selected"].tolist() == expected.tolist()
+        expected[sorted(p)] += 0.5  # the share of the two networks that picked each sample
+    assert step.selected.tolist() == expected.tolist()
 
 
-def test_coteaching_detector_score_and_flags_from_selection_record():
+def test_a_zero_weight_sample_is_not_presented_for_selection():
+    trial = make_trial(n=4)
+    trainer = bench.trainers.get("coteaching")(tau=0.5, ramp_epochs=0)
+    trainer.setup(trial)
+    step = trainer.step(trial, batch_of(trial, torch.tensor([1.0, 0.0, 1.0, 1.0])))
+    assert math.isnan(step.selected[1]) and not torch.isnan(step.selected[[0, 2, 3]]).any()
+    trainer = bench.trainers.get("coteaching")(tau=0.3)  # epoch 0: forget rate 0, everything picked, nothing reported
+    trainer.setup(trial)
+    assert trainer.step(trial, batch_of(trial)).selected is None
+
+
+def test_coteaching_detector_score_and_flags_from_the_selection_history():
+    """Sample 0 picked by both nets in 4 presentations, 1 in 3 of 8 picks, 2 never presented, 3 in 1 of 4."""
     det = bench.detectors.get("coteaching")()
-    state = make_state(n=4)
-    state.extras["coteaching"] = {"presented": np.array([4, 4, 0, 2]), "selected": np.array([8, 3, 0, 1]), "forget_rate": []}
-    scores = det.score(state)
+    trial = make_trial(n=4)
+    nan = float("nan")
+    epochs = [[1.0, 0.5, nan, 0.5], [1.0, 0.5, nan, 0.0], [1.0, 0.5, nan, nan], [1.0, 0.0, nan, nan]]
+    for selected in epochs:
+        trial.history.append(np.zeros(4), np.zeros((4, 3, 3), dtype=np.int64), np.array(selected))
+    scores = det.score(trial).values
     np.testing.assert_allclose(scores, [0.0, 1 - 3 / 8, 0.0, 0.75])
-    assert det.flag(scores, state).tolist() == [False, True, False, True]
+    assert det.flag(scores, trial).tolist() == [False, True, False, True]
 
 
 # ---------------------------------------------------------------- ADELE
 
 
 def test_curve_fit_recovers_known_parameters():
-    det = bench.detectors.get("adele")
+    det = ADELE
     t = np.arange(1, 21, dtype=np.float64)
     for a, b, c in ((0.85, 0.6, 2.0), (0.7, 1.0, 4.0), (0.95, 0.35, 0.8)):
         iou = a * (1 - np.exp(-(t**b) / c))
@@ -160,7 +184,7 @@ def test_curve_fit_recovers_known_parameters():
 
 
 def test_closed_form_slope_matches_finite_differences():
-    det = bench.detectors.get("adele")
+    det = ADELE
     t = np.linspace(1, 10, 19)
     h = 1e-6
     for params in ((0.9, 0.5, 1.0), (0.6, 1.0, 3.0)):
@@ -169,7 +193,7 @@ def test_closed_form_slope_matches_finite_differences():
 
 
 def test_start_rule_hand_computed():
-    start = bench.detectors.get("adele").start_epoch
+    start = ADELE.start_epoch
     # b = 1: f'(t) / f'(1) = exp(-(t - 1) / c); change > 0.9 <=> t > 1 + c ln 10
     assert 1 + 2 * math.log(10) == pytest.approx(5.605, abs=1e-3)
     assert start(0.9, 1.0, 2.0, horizon=20) == 6
@@ -181,12 +205,12 @@ def test_start_rule_hand_computed():
     assert start(0.0, 0.5, 1.0, horizon=20) is None  # a flat curve never starts
 
 
-def test_detector_starts_each_structure_at_the_hand_computed_epoch():
-    """Feed exact IoU curves through state.overlaps; structures start at max(T*, min_history)."""
+def test_corrector_starts_each_structure_at_the_hand_computed_epoch():
+    """Feed exact IoU curves through the history's overlaps; structures start at max(T*, min_history)."""
     protocol = dataclasses.replace(bench.protocols.get("tiny"), epochs=12)
-    state = make_state(n=4, protocol=protocol)
-    state.model = bench.build_model(protocol)
-    det = bench.detectors.get("adele")(min_history=3)
+    trial = make_trial(n=4, protocol=protocol)
+    trial._model = bench.build_model(protocol)  # what the loop installs from the trainer's setup
+    corrector = bench.correctors.get("adele")(min_history=3)
     curves = {1: (0.9, 1.0, 2.0), 2: (0.7, 1.0, 4.0), 3: (0.8, 1.0, 0.3)}  # T* = 6, 11, 2 (1 + c ln 10)
     expected = {1: 6, 2: 11, 3: 3}  # structure 3 waits for min_history = 3 epochs
     started = {}
@@ -196,10 +220,9 @@ def test_detector_starts_each_structure_at_the_hand_computed_epoch():
             v = a * (1 - math.exp(-(epoch**b) / c))
             total = 4000.0  # pred = label = 1000 per sample; IoU = x / (2000 - x) -> x = 2000 v / (1 + v)
             counts[:, k - 1] = [2 * total * v / (1 + v) / 4, total / 4, total / 4]
-        state.overlaps.append(counts)
-        state.epoch = epoch
-        det.on_epoch_end(state)
-        for k in state.extras["adele"]["start"]:
+        trial.history.append(np.zeros(4), counts, np.full(4, np.nan))
+        corrector.correct(trial)
+        for k in corrector.start:
             started.setdefault(k, epoch)
     assert started == expected
 
@@ -222,7 +245,7 @@ def brute_force_correction(labels, prob, correcting, fg, bg):
 
 
 def test_correction_rule_matches_a_brute_force_loop():
-    correct = bench.detectors.get("adele").correct_labels
+    correct = ADELE.correct_labels
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 4, size=(3, 6, 7))
     labels[1][labels[1] == 3] = 1  # sample 1 has no left atrium: LA may not appear there
@@ -241,12 +264,12 @@ def test_correction_rule_matches_a_brute_force_loop():
 def test_adele_consistency_weight_zero_is_the_standard_trainer():
     states = []
     for name, params in (("adele", {"consistency_weight": 0.0}), ("standard", {})):
-        state = make_state(n=4)
+        trial = make_trial(n=4)
         torch.manual_seed(5)
         trainer = bench.trainers.get(name)(**params)
-        trainer.setup(state)
-        trainer.step(state, torch.arange(4), state.images, state.labels, state.weights)
-        states.append(state.model.state_dict())
+        model = trainer.setup(trial)
+        trainer.step(trial, batch_of(trial))
+        states.append(model.state_dict())
     for a, b in zip(states[0].values(), states[1].values(), strict=True):
         assert torch.equal(a, b)
 
@@ -282,4 +305,4 @@ def test_small_protocol_adele_corrects_labels_and_gives_pixel_maps(adele_record)
     refurb = adele_record["metrics"]["refurbishment"]
     assert refurb["n_refurbished"] == det["n_flagged"] > 0
     groups = [refurb[g] for g in ("corrupted", "clean") if refurb[g]["n"]]
-    assert any(g["label_dice_after"] != g["label_dice_before"] for g in groups)  # state.labels changed
+    assert any(g["label_dice_after"] != g["label_dice_before"] for g in groups)  # the labels trained on changed

@@ -4,6 +4,7 @@ Both detectors are reached only through the registries (`bench.detectors.get`).
 """
 
 import dataclasses
+import importlib
 import itertools
 from types import SimpleNamespace
 
@@ -12,9 +13,13 @@ import pytest
 import torch
 
 import bench
-from bench.trial import protocol_data, to_tensor
+from bench.trial import initial_trial, protocol_data
 
 SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
+
+
+FORGETTING = importlib.import_module(bench.detectors.origin("forgetting"))
+CONFIDENT = importlib.import_module(bench.detectors.origin("confident"))
 
 
 def forgetting():
@@ -56,7 +61,7 @@ def test_forgetting_counts_match_brute_force_on_hand_made_sequences():
             [0.9, 0.5, 0.91, 0.80, 0.8, 0.50],
         ]
     )
-    events, ever = forgetting().count_events(history, 0.8)
+    events, ever = FORGETTING.count_events(history, 0.8)
     # by hand: 0.9/0.7/0.9/0.6/0.9 forgets twice; never learned; forgets once (0.90 -> 0.50);
     # 0.80 counts as learned (>=), forgotten once at 0.79; 0.9 -> 0.1 once, 0.9 -> 0.8 stays learned; 0.95/0.70 and 0.99/0.50 twice
     assert events.tolist() == [2, 0, 1, 1, 1, 2]
@@ -68,40 +73,40 @@ def test_forgetting_counts_match_brute_force_on_random_sequences():
     rng = np.random.default_rng(3)
     for epochs, threshold in itertools.product((1, 2, 5, 9), (0.3, 0.8)):
         history = rng.random((epochs, 50))
-        events, ever = forgetting().count_events(history, threshold)
+        events, ever = FORGETTING.count_events(history, threshold)
         assert (events.tolist(), ever.tolist()) == brute_force_events(history.tolist(), threshold)
 
 
 def test_never_learned_samples_score_above_any_possible_count():
     history = np.array([[0.9, 0.1, 0.9], [0.1, 0.2, 0.1], [0.9, 0.3, 0.9], [0.1, 0.4, 0.1], [0.9, 0.5, 0.9]])
-    scores = forgetting().forgetting_scores(history, 0.8)
+    scores = FORGETTING.forgetting_scores(history, 0.8)
     # 5 epochs allow at most 2 events; the never-learned sample gets 5
     assert scores.tolist() == [2.0, 5.0, 2.0]
     assert scores[1] > (len(history) // 2)
 
 
-def fake_state(dice_per_epoch):
-    """A TrialState-like object whose overlaps give the wanted per-sample Dice (same for all three structures)."""
+def fake_trial(dice_per_epoch):
+    """A Trial-like object whose history's overlaps give the wanted per-sample Dice (same for all three structures)."""
     overlaps = []
     for dice in dice_per_epoch:
         # Dice = 2 I / (P + T) with P = T = 100 -> I = 100 Dice
         inter = np.round(100 * np.asarray(dice)).astype(np.int64)
         counts = np.stack([inter, np.full_like(inter, 100), np.full_like(inter, 100)], axis=-1)  # (N, 3)
         overlaps.append(np.repeat(counts[:, None, :], 3, axis=1))  # (N, 3 structures, 3)
-    return SimpleNamespace(overlaps=overlaps, epoch=len(overlaps), n=len(dice_per_epoch[0]))
+    return SimpleNamespace(history=SimpleNamespace(overlaps=tuple(overlaps)), epoch=len(overlaps), n=len(dice_per_epoch[0]))
 
 
-def test_forgetting_detector_scores_and_flags_from_state_overlaps():
-    state = fake_state([[0.9, 0.9, 0.1, 0.9], [0.5, 0.9, 0.2, 0.9], [0.9, 0.9, 0.3, 0.5]])
+def test_forgetting_detector_scores_and_flags_from_the_history_overlaps():
+    trial = fake_trial([[0.9, 0.9, 0.1, 0.9], [0.5, 0.9, 0.2, 0.9], [0.9, 0.9, 0.3, 0.5]])
     det = forgetting()(threshold=0.8)
-    scores = det.score(state)
+    scores = det.score(trial).values
     assert scores.tolist() == [1.0, 0.0, 3.0, 1.0]
-    assert det.flag(scores, state).tolist() == [True, False, True, True]
-    assert forgetting()(threshold=0.8, min_events=2).flag(scores, state).tolist() == [False, False, True, False]
+    assert det.flag(scores, trial).tolist() == [True, False, True, True]
+    assert forgetting()(threshold=0.8, min_events=2).flag(scores, trial).tolist() == [False, False, True, False]
     # no sample ever learned: all scores tie, nothing is flagged
-    tied = fake_state([[0.1, 0.2, 0.3], [0.2, 0.1, 0.3]])
-    assert det.score(tied).tolist() == [2.0, 2.0, 2.0]
-    assert not det.flag(det.score(tied), tied).any()
+    tied = fake_trial([[0.1, 0.2, 0.3], [0.2, 0.1, 0.3]])
+    assert det.score(tied).values.tolist() == [2.0, 2.0, 2.0]
+    assert not det.flag(det.score(tied).values, tied).any()
     with pytest.raises(ValueError):
         forgetting()(threshold=0.0)
 
@@ -140,7 +145,7 @@ def test_thresholds_are_hand_computed_means():
         ]
     ).unsqueeze(0)
     labels = torch.tensor([[[0, 1], [1, 2]]])
-    t = confident().class_thresholds(probs, labels)
+    t = CONFIDENT.class_thresholds(probs, labels)
     assert t[0].item() == pytest.approx(0.7)
     assert t[1].item() == pytest.approx((0.6 + 0.4) / 2)
     assert t[2].item() == pytest.approx(0.5)
@@ -152,12 +157,12 @@ def test_argmax_equal_to_label_is_never_an_issue():
     pixels = [[0.05, 0.9, 0.05, 0.0], [0.0, 0.5, 0.48, 0.02], [0.1, 0.3, 0.6, 0.0], [0.05, 0.85, 0.1, 0.0]]
     probs = torch.tensor(pixels).T.reshape(1, 4, 1, 4)
     labels = torch.tensor([[[1, 1, 2, 2]]])
-    t = confident().class_thresholds(probs, labels)
+    t = CONFIDENT.class_thresholds(probs, labels)
     # by hand: t1 = (0.9 + 0.5) / 2 = 0.7, t2 = (0.6 + 0.1) / 2 = 0.35, nobody labelled 0 or 3
     np.testing.assert_allclose(t.numpy(), [np.inf, 0.7, 0.35, np.inf])
     # pixel 1: only class 2 clears its threshold (0.48 >= 0.35, 0.5 < 0.7), so the confident class (2) is not
     # the label (1): an issue but for the exception, since the argmax (0.5) is the label
-    issues = confident().pixel_issues(probs, labels, t)
+    issues = CONFIDENT.pixel_issues(probs, labels, t)
     assert issues[0, 0].tolist() == [False, False, False, True]
     # pixel 3: labelled 2, class 1 clears t1 (0.85) and is the argmax: an issue
     _, brute = brute_force_issues(probs.numpy(), labels.numpy())
@@ -171,55 +176,45 @@ def test_pixel_issues_match_brute_force_on_random_probabilities():
         probs = torch.softmax(logits, 1)
         labels = torch.randint(0, c, (n, h, w), generator=gen)
         labels[labels == c - 1] = 0  # leave the last class unlabelled: an infinite threshold
-        t = confident().class_thresholds(probs, labels)
+        t = CONFIDENT.class_thresholds(probs, labels)
         thresholds, brute = brute_force_issues(probs.numpy().astype(np.float64), labels.numpy())
         np.testing.assert_allclose(t.numpy(), thresholds, rtol=1e-6)
-        issues = confident().pixel_issues(probs, labels, t)
+        issues = CONFIDENT.pixel_issues(probs, labels, t)
         np.testing.assert_array_equal(issues.numpy(), brute)
         assert 0 < issues.sum() < issues.numel()
 
 
 def test_softmin_is_a_soft_minimum():
     s = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.9, 0.9, 0.9, 0.0], [0.5, 0.5, 0.5, 0.5]], dtype=torch.float64)
-    q = confident().softmin_quality(s, 0.1)
+    q = CONFIDENT.softmin_quality(s, 0.1)
     # equal values -> that value; one low pixel dominates: exp(-0)/(exp(0) + 3 exp(-9)) weight on 0.0
     w_low = 1.0 / (1.0 + 3 * np.exp(-9.0))
     np.testing.assert_allclose(q.numpy(), [1.0, 0.9 * (1 - w_low), 0.5], rtol=1e-9)
-    assert (confident().softmin_quality(s, 100.0)[1] - s[1].mean()).abs() < 0.01  # high temperature -> mean
+    assert (CONFIDENT.softmin_quality(s, 100.0)[1] - s[1].mean()).abs() < 0.01  # high temperature -> mean
 
 
-def test_confident_detector_sets_pixel_flags_of_the_right_shape():
+def test_confident_detector_gives_pixel_maps_of_the_right_shape():
     # directly: an untrained model on the tiny protocol's training set
-    state = _tiny_state()
-    state.model = bench.build_model(state.protocol)
+    trial = _tiny_trial()
+    trial._model = bench.build_model(trial.protocol)  # what the loop installs from the trainer's setup
     det = confident()()
-    scores = det.score(state)
-    flags = state.pixel_flags
-    assert flags.dtype == bool and flags.shape == state.given.shape == (state.n, 64, 64)
+    result = det.score(trial)
+    scores, flags = result.values, result.pixel_flags
+    assert flags.dtype == bool and flags.shape == trial.given.shape == (trial.n, 64, 64)
     # "fraction" scores are the fraction of flagged pixels per image
-    np.testing.assert_allclose(scores, flags.reshape(state.n, -1).mean(1))
-    assert det.flag(scores, state).shape == (state.n,)
+    np.testing.assert_allclose(scores, flags.reshape(trial.n, -1).mean(1))
+    assert det.flag(scores, trial).shape == (trial.n,)
     # through a trial: the evaluation scores the maps against the truly changed pixels
     record = bench.run_trial("tiny", "confident-refurb", "systematic:0.5", seed=0)
     pixel = record["metrics"]["detection"]["pixel"]
     assert pixel is not None and pixel["n_changed_px"] > 0 and pixel["n_flagged_px"] > 0
 
 
-def _tiny_state():
+def _tiny_trial() -> bench.Trial:
     proto = bench.protocols.get("tiny")
     train = protocol_data(proto)["train"]
     noisy = bench.apply_noise("systematic:0.5", train.labels, train.spacing, train.ids, 0, info=train.info)
-    return bench.TrialState(
-        protocol=proto,
-        seed=0,
-        images=to_tensor(train.images),
-        given=noisy.labels,
-        labels=torch.from_numpy(noisy.labels.astype(np.int64)),
-        weights=torch.ones(len(train)),
-        ids=train.ids,
-        generator=torch.Generator().manual_seed(0),
-        info=train.info,
-    )
+    return initial_trial(proto, 0, train, noisy, bench.methods.get("confident-refurb"))
 
 
 # ---------------------------------------------------------------- detection on a small protocol

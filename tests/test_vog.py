@@ -1,11 +1,13 @@
 """The VOG detector: batched input gradients, the variance aggregation, group normalisation, detection quality.
 
-Everything is reached through the registry (`bench.detectors.get("vog")`), never by importing the plugin file.
+The detector is reached through the registry (`bench.detectors.get("vog")`), its module's functions through the
+module that registered it (`bench.detectors.origin`), never by importing the plugin file by path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +18,7 @@ import torch
 import bench
 
 VOG = bench.detectors.get("vog")
+VOG_MODULE = importlib.import_module(bench.detectors.origin("vog"))
 TINY = bench.protocols.get("tiny")
 SIZE = 32  # small images keep the float64 checks quick; the U-Net needs a multiple of 32
 
@@ -112,16 +115,16 @@ def test_online_vog_matches_numpy_over_stored_maps_in_any_order():
 
 def test_default_checkpoints_spread_up_to_the_detection_epoch():
     def planned(epochs: int, **params) -> list[int]:
-        detect = bench.methods.get("vog-refurb").detect_epoch(epochs)  # what `fit` puts in state.detect_epoch
-        state = SimpleNamespace(protocol=dataclasses.replace(TINY, epochs=epochs), detect_epoch=detect)
-        return VOG(**params).planned(state)
+        detect = bench.methods.get("vog-refurb").detect_epoch(epochs)  # what `fit` puts in trial.detect_epoch
+        trial = SimpleNamespace(protocol=dataclasses.replace(TINY, epochs=epochs), detect_epoch=detect)
+        return VOG(**params).planned(trial)
 
     assert planned(8) == [2, 3, 4]  # detection after epoch 4 of 8
     assert planned(12) == [2, 4, 6]
     assert planned(12, checkpoints=2) == [3, 6]
     assert planned(2) == [1]  # one epoch before detection: one checkpoint only (VOG is then 0 everywhere)
     assert planned(12, checkpoints=[5, 1, 5]) == [1, 5]
-    assert VOG.schedule(3, 9) == [3, 6, 9]
+    assert VOG_MODULE.checkpoint_epochs(3, 9) == [3, 6, 9]
     with pytest.raises(ValueError):
         VOG(checkpoints=1)
     with pytest.raises(ValueError):
@@ -133,16 +136,16 @@ def test_group_normalisation_gives_mean_zero_std_one_per_group():
     groups = np.array(["2CH/ED"] * 7 + ["2CH/ES"] * 5 + ["4CH/ED"] * 9 + ["4CH/ES"] * 3)
     scale = {"2CH/ED": 1.0, "2CH/ES": 10.0, "4CH/ED": 0.01, "4CH/ES": 100.0}
     scores = np.array([rng.normal(scale[g], scale[g]) for g in groups])
-    z = VOG.normalise_scores(scores, groups, "group")
+    z = VOG_MODULE.group_normalise(scores, groups, "group")
     for g in scale:
         assert z[groups == g].mean() == pytest.approx(0.0, abs=1e-12)
         assert z[groups == g].std() == pytest.approx(1.0, rel=1e-12)
-    np.testing.assert_allclose(VOG.normalise_scores(scores, groups, "abs"), np.abs(z))
-    np.testing.assert_array_equal(VOG.normalise_scores(scores, groups, "none"), scores)
+    np.testing.assert_allclose(VOG_MODULE.group_normalise(scores, groups, "abs"), np.abs(z))
+    np.testing.assert_array_equal(VOG_MODULE.group_normalise(scores, groups, "none"), scores)
     # within a group the order is kept; a group of one (or of equal values) carries no evidence: 0
     for g in scale:
         assert (np.argsort(z[groups == g]) == np.argsort(scores[groups == g])).all()
-    np.testing.assert_array_equal(VOG.normalise_scores(np.array([5.0, 1.0, 1.0]), np.array(["a", "b", "b"])), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(VOG_MODULE.group_normalise(np.array([5.0, 1.0, 1.0]), np.array(["a", "b", "b"])), [0.0, 0.0, 0.0])
 
 
 def test_score_groups_by_view_and_phase_from_the_info():
@@ -153,14 +156,14 @@ def test_score_groups_by_view_and_phase_from_the_info():
     det.update(base)
     det.update(spread)
     det.seen = [4]  # as if epoch 4 had been a checkpoint
-    state = SimpleNamespace(epoch=4, info=info, extras={})
-    scores = det.score(state)
+    trial = SimpleNamespace(epoch=4, info=info)
+    scores = det.score(trial).values
     raw = np.arange(1.0, 9.0) / 2  # population std of {0, v} is v / 2
-    np.testing.assert_allclose(state.extras["vog_raw"], raw)
+    np.testing.assert_allclose(det.raw, raw)
     keys = (info["view"] + "/" + info["phase"]).to_numpy()
     for g in np.unique(keys):  # two samples per group: z = -1, +1
         np.testing.assert_allclose(np.sort(scores[keys == g]), [-1.0, 1.0])
-    assert det.flag(scores, state).dtype == bool
+    assert det.flag(scores, trial).dtype == bool
 
 
 # Detection quality: measured, reported, not asserted. On this protocol (80 training images at 64 px, 8 epochs,
@@ -187,24 +190,24 @@ def test_vog_refurb_on_the_small_protocol_reports_its_auroc(capsys):
 def test_vog_over_the_whole_training_reports_its_auroc(capsys):
     from bench.noise import apply_noise
     from bench.training import fit
-    from bench.trial import initial_state, protocol_data, seed_everything
+    from bench.trial import initial_trial, protocol_data, seed_everything
 
     seed = 0
     seed_everything(seed)
     train = protocol_data(SMALL)["train"]
     noisy = apply_noise(NOISE, train.labels, train.spacing, train.ids, seed, info=train.info)
-    state = initial_state(SMALL, seed, train, noisy)
     recipe = bench.Recipe(
         name="vog-late", description="test only", detector="vog", detect_at=1.0, detector_params={"checkpoints": [4, 6, 8]}
     )
-    fit(state, recipe)
-    assert state.extras["vog_checkpoints"] == [4, 6, 8]
-    auroc = bench.detection_summary(state.scores, state.flags, noisy.corrupted)["auroc"]
+    result = fit(initial_trial(SMALL, seed, train, noisy, recipe), recipe)
+    assert result.detector.seen == [4, 6, 8]
+    scores = result.scores.values
+    auroc = bench.detection_summary(scores, result.flags, noisy.corrupted)["auroc"]
     with capsys.disabled():
         print(f"\nVOG over checkpoints 4/6/8 (scored after training), small protocol, {NOISE}, seed 0: AUROC {auroc:.3f}")
     assert 0.0 <= auroc <= 1.0
     # the documented flag rule on the documented score: mixture flags on per-(view, phase) z-scores
-    np.testing.assert_array_equal(state.flags, bench.mixture_flags(state.scores))
+    np.testing.assert_array_equal(result.flags, bench.mixture_flags(scores))
     for _, rows in train.info.groupby(["view", "phase"]).indices.items():
-        assert state.scores[rows].mean() == pytest.approx(0.0, abs=1e-9)
-        assert state.scores[rows].std() == pytest.approx(1.0, rel=1e-9)
+        assert scores[rows].mean() == pytest.approx(0.0, abs=1e-9)
+        assert scores[rows].std() == pytest.approx(1.0, rel=1e-9)
