@@ -242,7 +242,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             f"running {len(existing.todo)}{redo}",
             highlight=False,
         )
-    records: list[dict] = []
+    records: list = []
     if existing.todo:
         with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
             protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
@@ -265,14 +265,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 storage=args.storage,
                 protocols={protocol.name: protocol},
             )
-    ran = {(r["method"]["name"], r["noise"]["spec"], r["seed"]): r for r in records}
+    ran = {(r.method["name"], r.noise["spec"], r.seed): r for r in records}
     merged = [existing.done.get(t) or ran.get((t.method, t.noise, t.seed)) for t in grid]
     console.print(summary_table([r for r in merged if r is not None]))
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in records if not r.ok]
     missing = len(existing.todo) - len(records)
     for r in failed:
         console.print(
-            f"[red]failed[/]: {escape(r['method']['name'])} | {escape(r['noise']['spec'])} | seed {r['seed']}: {escape(r['error'])}"
+            f"[red]failed[/]: {escape(r.method['name'])} | {escape(r.noise['spec'])} | seed {r.seed}: {escape(r.error or '')}"
         )
     if missing:
         console.print(f"[red]{missing} trial(s) wrote no record[/]")

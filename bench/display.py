@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from bench.data import STRUCTURES
+from bench.record import Record
 
 
 class TrialDisplay(tune.Callback):
@@ -100,29 +101,29 @@ def _fmt(values: pd.Series) -> str:
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
 
 
-def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def records_frame(records: list[Record]) -> pd.DataFrame:
     """One row per record with the columns the summary shows."""
     rows = []
     for r in records:
-        det = r["metrics"].get("detection") or {}
-        dice = r["metrics"].get("dice") or {}
+        det = r.metrics.get("detection") or {}
+        dice = r.metrics.get("dice") or {}
         rows.append(
             {
-                "method": r["method"]["name"],
-                "noise": r["noise"]["spec"],
-                "seed": r["seed"],
-                "status": r["status"],
+                "method": r.method["name"],
+                "noise": r.noise["spec"],
+                "seed": r.seed,
+                "status": r.status,
                 **{f"dice_{k}": dice.get(k, np.nan) for k in (*STRUCTURES.values(), "mean")},
                 "auroc": det.get("auroc", np.nan),
                 "flagged": det.get("n_flagged", np.nan),
-                "corrupted": r["noise"].get("n_corrupted", np.nan),
-                "wall_s": r["cost"].get("wall_s", np.nan),
+                "corrupted": r.noise.get("n_corrupted", np.nan),
+                "wall_s": r.cost.get("wall_s", np.nan),
             }
         )
     return pd.DataFrame(rows)
 
 
-def summary_table(records: list[dict[str, Any]]) -> Table:
+def summary_table(records: list[Record]) -> Table:
     """Per method and noise spec: Dice per structure, detection AUROC, flags and time (mean ± sd over seeds)."""
     frame = records_frame(records)
     table = Table(title="results: mean ± sd over seeds, Dice on the clean test labels")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 import warnings
 from pathlib import Path
@@ -26,7 +25,7 @@ from scipy import stats
 
 from bench.data import STRUCTURES
 from bench.errors import BenchError
-from bench.record import validate_record
+from bench.record import Record, duplicate_cells, find_records
 
 FORMATS = ("table", "md", "csv", "html", "latex")
 #: the file suffixes `bench leaderboard --out` reads a format from when `--format` is not given
@@ -61,33 +60,13 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 # ---------------------------------------------------------------- reading
 
 
-def _record_files(path: Path) -> list[Path]:
-    """`path` itself, or the `*.json` files under it, skipping names (and folders) starting with `.` or `_`.
-
-    `bench run --out DIR` keeps Ray Tune's own state in `DIR/_tune/`; its JSON files are no records.
-    """
-    if path.is_file():
-        return [path]
-    return sorted(
-        p for p in path.rglob("*.json") if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-    )
-
-
-def _read_record(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BenchError(f"{path} is not a readable JSON record: {error}") from None
-    problems = validate_record(record)
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise BenchError(f"{path} is not a valid record: {'; '.join(problems[:3])}{more}")
-    return record
-
-
-def _trial_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    p = record["protocol"]
-    return (p["name"], p["version"], p["hash"], record["method"]["name"], record["noise"]["spec"], record["seed"])
+def _refuse_duplicates(records: list[tuple[Path | str, Record]]) -> None:
+    """BenchError naming both sources when two records fill the same cell (they would count one trial twice)."""
+    found = duplicate_cells(records)
+    if found:
+        second, first = found[0]
+        where = f": {first}" if first == second else f", in {first} and {second}"
+        raise BenchError(f"the same trial is recorded twice{where}; keep one")
 
 
 def _protocol_filter(protocol: str) -> tuple[str, int | None]:
@@ -100,7 +79,7 @@ def _protocol_filter(protocol: str) -> tuple[str, int | None]:
         raise BenchError(f"--protocol '{protocol}': the version after @ must be an integer, e.g. {name}@1") from None
 
 
-def load_records(paths: str | Path | list[str | Path] | tuple[str | Path, ...], protocol: str | None = None) -> list[dict[str, Any]]:
+def load_records(paths: str | Path | list[str | Path] | tuple[str | Path, ...], protocol: str | None = None) -> list[Record]:
     """Every record under `paths` (files, or folders searched for `*.json`), checked, optionally of one protocol.
 
     `protocol` is a name or `name@version`. Raises BenchError, naming the file, for a missing
@@ -110,33 +89,24 @@ def load_records(paths: str | Path | list[str | Path] | tuple[str | Path, ...], 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     wanted = _protocol_filter(protocol) if protocol else None
-    files: dict[Path, None] = {}
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise BenchError(f"path {path} does not exist; give folders or files of records (default: leaderboard/)")
-        files.update(dict.fromkeys(p.resolve() for p in _record_files(path)))
-    records: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], Path] = {}
+    files = list(dict.fromkeys(p.resolve() for p in find_records(paths)))
+    records: list[tuple[Path | str, Record]] = []
     present: set[str] = set()
     for file in files:
-        record = _read_record(file)
-        p = record["protocol"]
+        record = Record.read(file)
+        p = record.protocol
         present.add(f"{p['name']}@{p['version']}")
         if wanted and (p["name"] != wanted[0] or (wanted[1] is not None and p["version"] != wanted[1])):
             continue
-        key = _trial_key(record)
-        if key in seen:
-            raise BenchError(f"the same trial is recorded twice, in {seen[key]} and {file}; keep one")
-        seen[key] = file
-        records.append(record)
+        records.append((file, record))
+    _refuse_duplicates(records)
     where = ", ".join(str(p) for p in paths)
     if not records and wanted:
         found = f"; protocols found: {', '.join(sorted(present))}" if present else ""
         raise BenchError(f"no records of protocol '{protocol}' under {where}{found}")
     if not records:
         raise BenchError(f"no records found under {where}; run `bench run --out DIR` first")
-    return records
+    return [record for _, record in records]
 
 
 # ---------------------------------------------------------------- aggregating
@@ -146,16 +116,16 @@ def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def _values(record: dict[str, Any]) -> dict[str, float]:
+def _values(record: Record) -> dict[str, float]:
     """One ok record's numbers for the board (NaN where the record has none, e.g. no detector)."""
-    m = record["metrics"]
+    m = record.metrics
     dice = m.get("dice") or {}
     det = m.get("detection") or {}
     corrupted = (m.get("refurbishment") or {}).get("corrupted") or {}
     gain = math.nan
     if corrupted.get("n"):
         gain = _num(corrupted.get("label_dice_after")) - _num(corrupted.get("label_dice_before"))
-    cost = record["cost"]
+    cost = record.cost
     wall = _num(cost.get("wall_s"))
     return {
         **{f"dice_{k}": _num(dice.get(k)) for k in (*STRUCTURES.values(), "mean")},
@@ -194,29 +164,25 @@ def paired_difference(method: dict[int, float], baseline: dict[int, float]) -> t
     return mean, half, p, n
 
 
-def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(records: list[Record]) -> pd.DataFrame:
+    _refuse_duplicates([(r.cell.label, r) for r in records])
     rows = []
-    seen: set[tuple[Any, ...]] = set()
     for r in records:
-        key = _trial_key(r)
-        if key in seen:
-            raise BenchError(f"the same trial is recorded twice: {' | '.join(map(str, key))}; keep one")
-        seen.add(key)
-        p, noise = r["protocol"], r["noise"]
+        p, noise = r.protocol, r.noise
         params = noise["spec"].partition(",")[2]  # the canonical spec names only non-default parameters
         rows.append(
             {
                 "protocol": p["name"],
                 "version": p["version"],
                 "hash": p["hash"],
-                "method": r["method"]["name"],
+                "method": r.method["name"],
                 "noise": noise["spec"],
                 "noise_type": noise["type"],
                 "noise_params": params,
                 "noise_level": _num(noise["level"]),
-                "seed": r["seed"],
-                "ok": r["status"] == "ok",
-                **(_values(r) if r["status"] == "ok" else {}),
+                "seed": r.seed,
+                "ok": r.ok,
+                **(_values(r) if r.ok else {}),
             }
         )
     frame = pd.DataFrame(rows)
@@ -226,7 +192,7 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def board(records: list[dict[str, Any]]) -> pd.DataFrame:
+def board(records: list[Record]) -> pd.DataFrame:
     """One row per (protocol, version, hash, method, noise spec): means and 95% intervals over seeds, rank, gain over baseline.
 
     Columns: the key, `noise_type`, `noise_level`, `noise_params` (for plots), `n` (ok seeds),

@@ -1,26 +1,35 @@
-"""The result record of one trial: schema, provenance, atomic writing and checking.
+"""The result record of one trial: the one type that builds, writes, reads, finds and validates records.
 
 A record is the unit of truth; every table is derived from records. Records are
 JSON, schema-versioned, and written atomically (a temporary file in the same
-folder, then a rename), so a crash never leaves half a record on disk.
+folder, then a rename), so a crash never leaves half a record on disk. `Record`
+holds one; `Record.problems` is the one validation (shape, then values no trial
+can produce); `find_records` the one way to find record files under folders;
+`duplicate_cells` the one duplicate check; `Cell` names a grid cell and its path.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BenchError
+
 SCHEMA = "echo-noise-bench/record"
 SCHEMA_VERSION = 1
 PACKAGES = ("torch", "segmentation-models-pytorch", "timm", "numpy", "scipy", "ray", "echo-noise-bench")
 
-#: top-level keys and their types; nested sections are checked by `validate_record`
+#: top-level keys and their types; nested sections are checked by `_shape_problems`
 _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "schema": str,
     "schema_version": int,
@@ -79,8 +88,190 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def validate_record(record: Any) -> list[str]:
-    """Problems with `record`'s shape (empty list = valid)."""
+
+
+# --------------------------------------------------------------------------- where records live
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a board: (protocol, version, method, noise spec, seed); at most one record each."""
+
+    protocol: str
+    version: int
+    method: str
+    noise: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name."""
+        return f"{self.protocol} v{self.version} | {self.method} | {self.noise} | seed {self.seed}"
+
+    def path(self, root: Path) -> Path:
+        """Where its record lives: `<root>/<protocol>/v<version>/<method>/<noise>/seed<k>.json`."""
+        noise = self.noise.replace(":", "-").replace(",", "_").replace("=", "-")
+        return root / self.protocol / f"v{self.version}" / self.method / noise / f"seed{self.seed}.json"
+
+
+def find_records(paths: Iterable[str | Path]) -> list[Path]:
+    """Every `*.json` under `paths`, once, in order (a file is taken as given; names and folders starting with
+    `_` or `.`, like Tune's `_tune/`, are skipped). BenchError for a path that does not exist."""
+    found: dict[Path, None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise BenchError(f"no such file or folder: {path}; give folders or files of records")
+        if path.is_file():
+            found[path] = None
+            continue
+        for file in sorted(path.rglob("*.json")):
+            if file.is_file() and not any(part.startswith(("_", ".")) for part in file.relative_to(path).parts):
+                found[file] = None
+    return list(found)
+
+
+# --------------------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class Record:
+    """One trial's result, as written to disk (`to_dict` / `to_json`) and read back (`from_dict` / `read`).
+
+    Sections are plain JSON data; `status` is "ok" (metrics, per-sample scores, cost) or
+    "failed" (with `error` and the last lines of its `traceback`, no metrics or cost).
+    """
+
+    status: str
+    protocol: dict[str, Any]
+    dataset: dict[str, Any]
+    method: dict[str, Any]
+    noise: dict[str, Any]
+    seed: int
+    metrics: dict[str, Any]
+    cost: dict[str, Any]
+    provenance: dict[str, Any]
+    per_sample: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: list[str] | None = None
+    schema: str = SCHEMA
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def ok(self) -> bool:
+        """Whether the trial finished (its numbers may go on a board)."""
+        return self.status == "ok"
+
+    @property
+    def cell(self) -> Cell:
+        """The board cell this record fills."""
+        return Cell(self.protocol["name"], self.protocol["version"], self.method["name"], self.noise["spec"], self.seed)
+
+    def path(self, root: Path) -> Path:
+        """Where this record lives under `root` (`Cell.path`)."""
+        return self.cell.path(root)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A copy of the record as JSON data, keys in the on-disk order (failed: error and traceback, no per-sample section)."""
+        head: dict[str, Any] = {"schema": self.schema, "schema_version": self.schema_version, "status": self.status}
+        if not self.ok:
+            head.update(error=self.error, traceback=self.traceback)
+        body = {"protocol": self.protocol, "dataset": self.dataset, "method": self.method, "noise": self.noise, "seed": self.seed}
+        body["metrics"] = self.metrics
+        if self.ok:
+            body["per_sample"] = self.per_sample
+        return copy.deepcopy({**head, **body, "cost": self.cost, "provenance": self.provenance})
+
+    def to_json(self) -> str:
+        """The record as the indented JSON text of its file."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def write(self, root: Path) -> Path:
+        """Write the record atomically to its path under `root`; return the path."""
+        path = self.path(root)
+        write_text_atomic(path, self.to_json())
+        return path
+
+    @staticmethod
+    def problems(data: Any) -> list[str]:
+        """Everything wrong with `data` as a record: its shape, then values no trial can produce (empty list = valid)."""
+        shape = _shape_problems(data)
+        return shape or _value_problems(data)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "record") -> Record:
+        """The record in `data` (copied), checked by `problems`; BenchError naming `source` and the first problems otherwise."""
+        problems = cls.problems(data)
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise BenchError(f"{source} is not a valid record: {'; '.join(problems[:3])}{more}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in fields})
+
+    @classmethod
+    def read(cls, path: Path) -> Record:
+        """The record in file `path`; BenchError naming the file when it is unreadable, not JSON or not a valid record."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise BenchError(f"{path} is not a readable JSON record: {error}") from None
+        return cls.from_dict(data, str(path))
+
+
+def protocol_section(protocol: Any) -> dict[str, Any]:
+    """The record's `protocol` section of a `bench.Protocol`."""
+    return {"name": protocol.name, "version": protocol.version, "hash": protocol.hash}
+
+
+def method_section(recipe: Any) -> dict[str, Any]:
+    """The record's `method` section of a `bench.Recipe`."""
+    return {"name": recipe.name, "recipe": recipe.describe()}
+
+
+def noise_section(spec: Any, n_corrupted: int | None = None, mean_label_dice: float | None = None) -> dict[str, Any]:
+    """The record's `noise` section of a `bench.NoiseSpec` and, for a trial that ran, what the noise did."""
+    return {
+        "spec": spec.text,
+        "type": spec.type,
+        "level": spec.level,
+        "params": spec.params,
+        "n_corrupted": n_corrupted,
+        "mean_label_dice": mean_label_dice,
+    }
+
+
+def provenance_section(
+    device: dict[str, Any] | None = None, command: str | None = None, bench_version: str | None = None
+) -> dict[str, Any]:
+    """The record's `provenance` section: code version and commit, package versions, device, reproducing command, time."""
+    return {
+        "bench_version": bench_version,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "device": device,
+        "command": command,
+        "created": now(),
+    }
+
+
+def duplicate_cells(records: Iterable[tuple[Path | str, Record]]) -> list[tuple[Path | str, Path | str]]:
+    """(duplicate, first) source pairs of records that fill the same cell (protocol, version, method, noise, seed).
+
+    The one duplicate check: the same cell twice would count a trial twice, whatever the files' names or hashes.
+    """
+    first: dict[Cell, Path | str] = {}
+    found = []
+    for source, record in records:
+        cell = record.cell
+        if cell in first:
+            found.append((source, first[cell]))
+        else:
+            first[cell] = source
+    return found
+
+
+def _shape_problems(record: Any) -> list[str]:
+    """Problems with a record's shape: keys, types, schema, status, ranges of Dice and distances (empty list = valid)."""
     if not isinstance(record, dict):
         return ["record is not a JSON object"]
     problems = []
@@ -138,12 +329,12 @@ def _fraction(value: Any, what: str) -> list[str]:
     return []
 
 
-def impossible_values(record: dict[str, Any]) -> list[str]:
-    """Values no trial can produce (beyond `validate_record`'s shape checks); empty list = plausible.
+def _value_problems(record: dict[str, Any]) -> list[str]:
+    """Values no trial can produce (beyond the shape checks); empty list = plausible.
 
     Counts within [0, n_train], fractions (detection, label Dice) within [0, 1],
     times non-negative and finite, per-sample lists one entry per training
-    sample and agreeing with the counts. Expects a record that passes `validate_record`.
+    sample and agreeing with the counts. Expects a record whose shape is valid.
     """
     problems: list[str] = []
     n_train = record["dataset"].get("n_train")
@@ -209,16 +400,3 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write `data` as indented JSON to `path` with `write_text_atomic` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def record_path(root: Path, record: dict[str, Any]) -> Path:
-    """Where a record lives: `<root>/<protocol>/v<version>/<method>/<noise>/seed<k>.json`."""
-    noise = record["noise"]["spec"].replace(":", "-").replace(",", "_").replace("=", "-")
-    p = record["protocol"]
-    return root / p["name"] / f"v{p['version']}" / record["method"]["name"] / noise / f"seed{record['seed']}.json"

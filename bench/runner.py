@@ -6,7 +6,7 @@ share and reports progress per epoch; its last report carries the whole record,
 which the driver writes atomically (the driver is the only writer, so `--out`
 needs no shared file system on a cluster). A trial that raises, whose training
 loss stops being finite (checked every epoch by the training loop), or whose
-record fails `validate_record` / `impossible_values`, becomes a failed record
+record fails `Record.problems`, becomes a failed record
 and the others go on.
 
 Runs are resumable by their records: `check_existing` finds the grid cells that
@@ -33,17 +33,7 @@ from bench.errors import BenchError
 from bench.method import methods
 from bench.noise import parse_noise
 from bench.protocols import Protocol
-from bench.record import (
-    SCHEMA,
-    SCHEMA_VERSION,
-    git_commit,
-    impossible_values,
-    now,
-    package_versions,
-    record_path,
-    validate_record,
-    write_json_atomic,
-)
+from bench.record import Cell, Record, method_section, noise_section, now, protocol_section, provenance_section
 
 # Tune's own console output would fight the suite's display.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -83,13 +73,8 @@ def plan_grid(protocol: Protocol, method_names: list[str], noise_specs: list[str
 
 
 def cell_path(out: Path, spec: TrialSpec, protocol: Protocol) -> Path:
-    """Where the record of grid cell `spec` lives under `out` (see `bench.record.record_path`)."""
-    stub = {
-        "protocol": {"name": protocol.name, "version": protocol.version},
-        "method": {"name": spec.method},
-        "noise": {"spec": spec.noise},
-    }
-    return record_path(out, {**stub, "seed": spec.seed})
+    """Where the record of grid cell `spec` lives under `out` (see `bench.record.Cell.path`)."""
+    return Cell(protocol.name, protocol.version, spec.method, spec.noise, spec.seed).path(out)
 
 
 @dataclass
@@ -97,7 +82,7 @@ class ExistingRecords:
     """What `check_existing` found: the cells still to run and the finished records, by cell."""
 
     todo: list[TrialSpec]
-    done: dict[TrialSpec, dict[str, Any]] = field(default_factory=dict)
+    done: dict[TrialSpec, Record] = field(default_factory=dict)
     #: cells that had a record which is rerun (failed or unreadable), with the reason
     redo: list[tuple[TrialSpec, str]] = field(default_factory=list)
 
@@ -121,21 +106,22 @@ def check_existing(grid: list[TrialSpec], out: Path, protocols: Mapping[str, Pro
         if not resume:
             raise BenchError(f"a record for {spec.label} already exists: {path}; add --resume to finish that run, or use another --out")
         try:
-            record = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             found.todo.append(spec)
             found.redo.append((spec, f"unreadable ({type(error).__name__})"))
             continue
-        if validate_record(record):
+        if Record.problems(data):
             found.todo.append(spec)
             found.redo.append((spec, "not a valid record"))
             continue
-        if record["status"] != "ok":
+        record = Record.from_dict(data, str(path))
+        if not record.ok:
             found.todo.append(spec)
             found.redo.append((spec, "failed before"))
-        elif record["protocol"].get("hash") != protocol.hash:
+        elif record.protocol.get("hash") != protocol.hash:
             raise BenchError(
-                f"{path} has protocol hash {record['protocol'].get('hash')}, but {protocol.name} v{protocol.version} is now "
+                f"{path} has protocol hash {record.protocol.get('hash')}, but {protocol.name} v{protocol.version} is now "
                 f"{protocol.hash} (changed without a version bump?); use another --out"
             )
         else:
@@ -148,38 +134,21 @@ def _error_line(error: BaseException) -> str:
     return text.splitlines()[-1] if text else ""
 
 
-def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> dict[str, Any]:
+def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> Record:
     """A record saying the trial failed and why (kept beside the good ones)."""
-    noise = parse_noise(spec.noise)
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": f"{type(error).__name__}: {_error_line(error)}",
-        "traceback": traceback.format_exception(error)[-3:],
-        "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash},
-        "dataset": {"name": protocol.dataset, "fingerprint": None, "n_train": None, "n_test": None},
-        "method": {"name": spec.method, "recipe": methods.get(spec.method).describe()},
-        "noise": {
-            "spec": noise.text,
-            "type": noise.type,
-            "level": noise.level,
-            "params": noise.params,
-            "n_corrupted": None,
-            "mean_label_dice": None,
-        },
-        "seed": spec.seed,
-        "metrics": {},
-        "cost": {},
-        "provenance": {
-            "bench_version": None,
-            "git_commit": git_commit(),
-            "packages": package_versions(),
-            "device": None,
-            "command": None,
-            "created": now(),
-        },
-    }
+    return Record(
+        status="failed",
+        error=f"{type(error).__name__}: {_error_line(error)}",
+        traceback=traceback.format_exception(error)[-3:],
+        protocol=protocol_section(protocol),
+        dataset={"name": protocol.dataset, "fingerprint": None, "n_train": None, "n_test": None},
+        method=method_section(methods.get(spec.method)),
+        noise=noise_section(parse_noise(spec.noise)),
+        seed=spec.seed,
+        metrics={},
+        cost={},
+        provenance=provenance_section(),
+    )
 
 
 def check_worker_protocol(sent: Protocol) -> None:
@@ -215,14 +184,14 @@ def _trainable(config: dict[str, Any]) -> None:
         record = run_trial(
             protocol, spec.method, spec.noise, spec.seed, on_epoch=on_epoch, data_root=config["data_root"], device=config["device"]
         )
-        problems = validate_record(record) + impossible_values(record)
+        problems = Record.problems(record.to_dict())
         if problems:
             raise RuntimeError(f"the trial produced an invalid record: {'; '.join(problems[:3])}")
     except Exception as error:  # a failed trial is recorded and does not stop the others
         record = failed_record(spec, protocol, error)
-    dice = record["metrics"].get("dice", {})
-    final = {"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record["status"]}
-    tune.report({**final, **{f"dice_{k}": v for k, v in dice.items()}, "record_json": json.dumps(record)})
+    dice = record.metrics.get("dice", {})
+    final = {"epoch": protocol.epochs, "epochs": protocol.epochs, "done": True, "status": record.status}
+    tune.report({**final, **{f"dice_{k}": v for k, v in dice.items()}, "record_json": record.to_json()})
 
 
 class RecordWriter(tune.Callback):
@@ -235,17 +204,16 @@ class RecordWriter(tune.Callback):
     def __init__(self, out: Path, protocols: Mapping[str, Protocol]) -> None:
         self.out = out
         self.protocols = dict(protocols)
-        self.records: dict[TrialSpec, dict[str, Any]] = {}
+        self.records: dict[TrialSpec, Record] = {}
         self.paths: dict[TrialSpec, Path] = {}
 
-    def _write(self, spec: TrialSpec, record: dict[str, Any]) -> None:
-        path = record_path(self.out, record)
-        write_json_atomic(path, record)
-        self.records[spec], self.paths[spec] = record, path
+    def _write(self, spec: TrialSpec, record: Record) -> None:
+        self.records[spec], self.paths[spec] = record, record.write(self.out)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get("record_json"):
-            self._write(TrialSpec(**trial.config["trial"]), json.loads(result["record_json"]))
+            spec = TrialSpec(**trial.config["trial"])
+            self._write(spec, Record.from_dict(json.loads(result["record_json"]), f"the record of {spec.label}"))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         spec = TrialSpec(**trial.config["trial"])
@@ -333,7 +301,7 @@ def run_grid(
     address: str | None = None,
     storage: str | Path | None = None,
     protocols: Mapping[str, Protocol] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Record]:
     """Run `grid` as Tune trials; return the records written (in grid order).
 
     `protocols` maps a protocol name to the object the trials run (default: the

@@ -25,7 +25,7 @@ from bench.metrics import detection_summary, evaluate_segmentation, pixel_locali
 from bench.model import NUM_CLASSES
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
-from bench.record import SCHEMA, SCHEMA_VERSION, git_commit, now, package_versions
+from bench.record import Record, method_section, noise_section, protocol_section, provenance_section
 from bench.training import TrainResult, fit
 
 
@@ -111,7 +111,7 @@ def run_trial(
     on_epoch: Callable[[int, float], None] | None = None,
     data_root: str | Path | None = None,
     device: str = "cpu",
-) -> dict[str, Any]:
+) -> Record:
     """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError.
 
     `data_root` is where a dataset that reads files (CAMUS) finds them; it is not part of the
@@ -142,23 +142,14 @@ def run_trial(
         pixel_flags = result.scores.pixel_flags  # a detector that localises errors gives bool (N, H, W) maps
         detection["pixel"] = pixel_localisation(pixel_flags, noisy.changed) if pixel_flags is not None else None
 
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "status": "ok",
-        "protocol": {"name": proto.name, "version": proto.version, "hash": proto.hash},
-        "dataset": {"name": train.name, "fingerprint": train.fingerprint, "n_train": len(train), "n_test": len(test)},
-        "method": {"name": recipe.name, "recipe": recipe.describe()},
-        "noise": {
-            "spec": spec.text,
-            "type": spec.type,
-            "level": spec.level,
-            "params": spec.params,
-            "n_corrupted": int(noisy.corrupted.sum()),
-            "mean_label_dice": noisy.mean_label_dice,
-        },
-        "seed": seed,
-        "metrics": {
+    return Record(
+        status="ok",
+        protocol=protocol_section(proto),
+        dataset={"name": train.name, "fingerprint": train.fingerprint, "n_train": len(train), "n_test": len(test)},
+        method=method_section(recipe),
+        noise=noise_section(spec, int(noisy.corrupted.sum()), noisy.mean_label_dice),
+        seed=seed,
+        metrics={
             "dice": seg["dice"],
             "hd95": seg["hd95"],
             "hd": seg["hd"],
@@ -172,8 +163,8 @@ def run_trial(
             ),
             "final_train_loss": float(trial.history.losses[-1].mean()),
         },
-        "per_sample": per_sample_section(result, noisy.corrupted),
-        "cost": {
+        per_sample=per_sample_section(result, noisy.corrupted),
+        cost={
             "wall_s": time.perf_counter() - started,
             "train_s": result.train_s,
             "detect_s": result.detect_s,
@@ -181,12 +172,7 @@ def run_trial(
             "epochs": proto.epochs,
             "train_images_per_s": proto.epochs * len(train) / max(result.train_s - result.detect_s, 1e-9),
         },
-        "provenance": {
-            "bench_version": bench.__version__,
-            "git_commit": git_commit(),
-            "packages": package_versions(),
-            "device": device_description(where),
-            "command": reproduce_command(proto, recipe.name, spec.text, seed, device),
-            "created": now(),
-        },
-    }
+        provenance=provenance_section(
+            device_description(where), reproduce_command(proto, recipe.name, spec.text, seed, device), bench.__version__
+        ),
+    )

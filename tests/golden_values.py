@@ -115,8 +115,8 @@ def compute() -> dict[str, Any]:
             out[f"phantom/{generator}/labels"] = digest(data.labels, data.spacing)
     for method, noise in TRIALS:
         record = bench.run_trial("tiny", method, noise, seed=0)
-        out.update(flatten(record["metrics"], f"trial/{method}/{noise}/metrics"))
-        out.update(flatten(record["per_sample"], f"trial/{method}/{noise}/per_sample"))
+        out.update(flatten(record.metrics, f"trial/{method}/{noise}/metrics"))
+        out.update(flatten(record.per_sample, f"trial/{method}/{noise}/per_sample"))
     return out
 
 

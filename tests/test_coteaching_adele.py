@@ -291,18 +291,18 @@ def test_small_protocol_coteaching(coteaching_record):
     """Measured (seed 0, 80 images, 64 px, 8 epochs): AUROC 0.64 (1 torch thread) but 0.52 (default threads) at
     systematic:0.5,mm=5; 0.54 at systematic:0.5 and 0.50 at random:0.5 (1 thread). Not reliably above 0.5 at this
     size, so no AUROC threshold is asserted."""
-    det = coteaching_record["metrics"]["detection"]
+    det = coteaching_record.metrics["detection"]
     assert det is not None and det["n_corrupted"] == 40
-    assert coteaching_record["metrics"]["refurbishment"] is None  # no refurbisher
+    assert coteaching_record.metrics["refurbishment"] is None  # no refurbisher
     assert 0.0 <= det["auroc"] <= 1.0 and det["n_flagged"] > 0
 
 
 def test_small_protocol_adele_corrects_labels_and_gives_pixel_maps(adele_record):
     """Measured (seed 0, 8 epochs): AUROC 0.43-0.47, pixel precision 0: in 8 epochs the U-Net has not learned the
     myocardium (train IoU peaks at 0.17 and falls), the fitted curve flattens, and correction shrinks it. Not asserted."""
-    det = adele_record["metrics"]["detection"]
+    det = adele_record.metrics["detection"]
     assert det is not None and det["pixel"] is not None and det["pixel"]["n_flagged_px"] > 0
-    refurb = adele_record["metrics"]["refurbishment"]
+    refurb = adele_record.metrics["refurbishment"]
     assert refurb["n_refurbished"] == det["n_flagged"] > 0
     groups = [refurb[g] for g in ("corrupted", "clean") if refurb[g]["n"]]
     assert any(g["label_dice_after"] != g["label_dice_before"] for g in groups)  # the labels trained on changed

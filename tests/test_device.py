@@ -11,7 +11,7 @@ import torch
 import bench
 from bench import BenchError
 from bench.device import device_description, trial_device
-from bench.record import impossible_values, validate_record
+from bench.record import Record
 from bench.trial import reproduce_command
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -43,8 +43,8 @@ def test_a_gpu_record_reproduces_with_a_gpu():
     assert reproduce_command(tiny, "baseline", "none", 0, "cuda").endswith("--seed 0 --gpus-per-trial 1")
 
 
-def _digest(record: dict) -> str:
-    return hashlib.sha256(json.dumps([record["metrics"], record["per_sample"]], sort_keys=True).encode()).hexdigest()
+def _digest(record: Record) -> str:
+    return hashlib.sha256(json.dumps([record.metrics, record.per_sample], sort_keys=True).encode()).hexdigest()
 
 
 @needs_gpu
@@ -52,7 +52,7 @@ def _digest(record: dict) -> str:
 def test_every_kind_of_method_trains_on_the_gpu_deterministically(method):
     first = bench.run_trial("tiny", method, "systematic:0.5", 0, device="cuda")
     again = bench.run_trial("tiny", method, "systematic:0.5", 0, device="cuda")
-    assert validate_record(first) == [] and impossible_values(first) == []
-    assert first["provenance"]["device"]["kind"] == "cuda" and first["provenance"]["device"]["gpu"]
-    assert first["provenance"]["command"].endswith("--gpus-per-trial 1")
+    assert Record.problems(first.to_dict()) == []
+    assert first.provenance["device"]["kind"] == "cuda" and first.provenance["device"]["gpu"]
+    assert first.provenance["command"].endswith("--gpus-per-trial 1")
     assert _digest(first) == _digest(again)

@@ -206,7 +206,7 @@ def test_confident_detector_gives_pixel_maps_of_the_right_shape():
     assert det.flag(scores, trial).shape == (trial.n,)
     # through a trial: the evaluation scores the maps against the truly changed pixels
     record = bench.run_trial("tiny", "confident-refurb", "systematic:0.5", seed=0)
-    pixel = record["metrics"]["detection"]["pixel"]
+    pixel = record.metrics["detection"]["pixel"]
     assert pixel is not None and pixel["n_changed_px"] > 0 and pixel["n_flagged_px"] > 0
 
 
@@ -228,16 +228,16 @@ def _tiny_trial() -> bench.Trial:
 
 def test_forgetting_on_small_protocol_is_uninformative_and_flags_nothing():
     record = bench.run_trial(SMALL, "forgetting-refurb", "systematic:0.5", seed=0)
-    det = record["metrics"]["detection"]
+    det = record.metrics["detection"]
     print("forgetting small systematic:0.5 seed 0 AUROC", det["auroc"])
     assert det["auroc"] == pytest.approx(0.5)
-    assert det["n_flagged"] == 0 and record["metrics"]["refurbishment"]["n_refurbished"] == 0
+    assert det["n_flagged"] == 0 and record.metrics["refurbishment"]["n_refurbished"] == 0
 
 
 def test_confident_learning_ranks_corrupted_samples_above_clean_ones_with_16_epochs():
     protocol = dataclasses.replace(SMALL, name="small-test-16", epochs=16)
     record = bench.run_trial(protocol, "confident-refurb", "systematic:0.5", seed=0)
-    det = record["metrics"]["detection"]
+    det = record.metrics["detection"]
     print("confident small-16 systematic:0.5 seed 0 AUROC", det["auroc"], "pixel", det["pixel"])
     assert det["auroc"] > 0.6
     assert det["pixel"]["recall"] > 0.3

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 import bench
+from bench import leaderboard
 from bench.cli import main
-from bench.leaderboard import METRICS, board, load_records, render
-from bench.record import record_path, validate_record, write_json_atomic
+from bench.leaderboard import METRICS, load_records, render
+from bench.record import Cell, Record, write_text_atomic
 
 T_975_DOF2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom (tables)
 T_975_DOF1 = 12.706204736174707  # ... 1 degree of freedom
@@ -26,9 +27,23 @@ T_975_DOF1 = 12.706204736174707  # ... 1 degree of freedom
 
 @pytest.fixture(scope="session")
 def template():
-    record = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0)
-    record.pop("per_sample", None)
+    record = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0).to_dict()
+    record["per_sample"] = None
     return record
+
+
+def board(records: list[dict]):
+    """The board of records given as JSON data (as the hand-made records below are)."""
+    return leaderboard.board([Record.from_dict(r) for r in records])
+
+
+def write_json(path, record: dict) -> None:
+    write_text_atomic(path, json.dumps(record, indent=2))
+
+
+def record_path(root, record: dict):
+    p = record["protocol"]
+    return Cell(p["name"], p["version"], record["method"]["name"], record["noise"]["spec"], record["seed"]).path(root)
 
 
 def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.0, ap=None, gain=None, ef=5.0, hd95=20.0, proto_hash=None):
@@ -55,14 +70,14 @@ def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.
             "clean": {"n": 1, "label_dice_before": 1.0, "label_dice_after": 0.9},
         }
     r["cost"]["wall_s"] = wall
-    assert validate_record(r) == []
+    assert Record.problems(r) == []
     return r
 
 
 def failed(template, method, noise="systematic:0.5", seed=0):
     r = make(template, method, noise, seed)
     r.update(status="failed", error="RuntimeError: boom", metrics={}, cost={})
-    assert validate_record(r) == []
+    assert Record.problems(r) == []
     return r
 
 
@@ -154,7 +169,7 @@ def test_protocol_hashes_and_noise_specs_are_never_pooled(template):
     records = [
         make(template, "baseline", seed=0, dice=0.5, proto_hash="aaaa"),
         make(template, "refurb", seed=0, dice=0.6, proto_hash="aaaa"),
-        make(template, "refurb", seed=0, dice=0.9, proto_hash="bbbb"),
+        make(template, "refurb", seed=1, dice=0.9, proto_hash="bbbb"),
         make(template, "refurb", "random:0.25", seed=0, dice=0.3, proto_hash="aaaa"),
         make(template, "refurb", seed=0, dice=0.2, proto_hash="aaaa"),
     ]
@@ -169,21 +184,24 @@ def test_protocol_hashes_and_noise_specs_are_never_pooled(template):
     assert np.isnan(b["delta_dice"]) and np.isnan(b["cost_rel"])  # the baseline of another hash is not its baseline
     assert b["rank"] == 1 and a["rank"] == 1  # ranks are per protocol hash and noise spec
     assert row(frame, "refurb", "random:0.25")["rank"] == 1
+    # one cell under two hashes is one trial recorded twice (one of them ran another protocol): refused
+    with pytest.raises(bench.BenchError, match=r"recorded twice: tiny v1 \| refurb \| systematic:0.5 \| seed 1"):
+        board([*records, make(template, "refurb", seed=1, dice=0.9, proto_hash="aaaa")])
 
 
 def test_the_same_trial_twice_is_an_error(template, tmp_path):
     r = make(template, "refurb")
     with pytest.raises(bench.BenchError, match="recorded twice"):
         board([r, copy.deepcopy(r)])
-    write_json_atomic(tmp_path / "a" / "one.json", r)
-    write_json_atomic(tmp_path / "b" / "two.json", r)
+    write_json(tmp_path / "a" / "one.json", r)
+    write_json(tmp_path / "b" / "two.json", r)
     with pytest.raises(bench.BenchError, match=r"recorded twice, in .*one\.json and .*two\.json"):
         load_records([tmp_path])
 
 
 def write_records(root, records):
     for r in records:
-        write_json_atomic(record_path(root, r), r)
+        write_json(record_path(root, r), r)
     return root
 
 
@@ -196,9 +214,9 @@ def test_load_records_filters_by_protocol_and_skips_tune_state(grid, template, t
     assert len(load_records([tmp_path])) == len(grid) + 1
     assert len(load_records([tmp_path], protocol="tiny")) == len(grid)
     assert len(load_records([tmp_path], protocol="tiny@1")) == len(grid)
-    assert [r["protocol"]["name"] for r in load_records([tmp_path], protocol="other@v3")] == ["other"]
+    assert [r.protocol["name"] for r in load_records([tmp_path], protocol="other@v3")] == ["other"]
     single = record_path(tmp_path, other)
-    assert load_records([single, single]) == [other]  # a file named twice is read once
+    assert load_records([single, single]) == [Record.from_dict(other)]  # a file named twice is read once
 
 
 def test_every_format_renders(grid, template):
@@ -272,7 +290,7 @@ def test_cli_prints_and_writes_atomically(grid, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("missing", "does not exist"),
+        ("missing", "no such file or folder"),
         ("empty", "no records found under"),
         ("broken-json", "broken.json is not a readable JSON record"),
         ("not-a-record", "stray.json is not a valid record: missing 'schema'"),

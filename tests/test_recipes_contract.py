@@ -10,7 +10,7 @@ import math
 import pytest
 
 import bench
-from bench.record import validate_record
+from bench.record import Record
 
 NOISE = "systematic:0.5,mm=5"
 
@@ -31,18 +31,18 @@ def records():
 def test_recipe_contract(method, records):
     recipe = bench.methods.get(method)
     record = records(method)
-    assert validate_record(record) == []
-    assert record["method"]["name"] == method
-    n_train = record["dataset"]["n_train"]
-    samples = record["per_sample"]
+    assert Record.problems(record.to_dict()) == []
+    assert record.method["name"] == method
+    n_train = record.dataset["n_train"]
+    samples = record.per_sample
     if recipe.detector is None:
-        assert samples is None and record["metrics"]["detection"] is None
+        assert samples is None and record.metrics["detection"] is None
         return
     assert len(samples["scores"]) == len(samples["flags"]) == n_train
     assert all(math.isfinite(s) for s in samples["scores"])
     assert set(samples["flags"]) <= {0, 1}
-    assert record["metrics"]["detection"]["n_flagged"] == sum(samples["flags"])
-    assert sum(samples["corrupted"]) == record["noise"]["n_corrupted"]
+    assert record.metrics["detection"]["n_flagged"] == sum(samples["flags"])
+    assert sum(samples["corrupted"]) == record.noise["n_corrupted"]
     if recipe.refurbisher is not None:
         assert samples["refurbished"] == samples["flags"]
 
@@ -50,5 +50,5 @@ def test_recipe_contract(method, records):
 @pytest.mark.parametrize("method", bench.methods.names())
 def test_recipe_is_deterministic(method, records):
     first, second = records(method), records(method, run=1)
-    assert first["metrics"] == second["metrics"]
-    assert first["per_sample"] == second["per_sample"]
+    assert first.metrics == second.metrics
+    assert first.per_sample == second.per_sample

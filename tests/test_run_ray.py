@@ -21,7 +21,7 @@ import pytest
 from bench.cli import main
 from bench.errors import BenchError
 from bench.protocols import protocols
-from bench.record import impossible_values, validate_record
+from bench.record import Record
 
 TINY_ONE = ["--protocol", "tiny", "--method", "baseline", "--noise", "none"]
 
@@ -46,7 +46,7 @@ def test_run_usage_errors_are_one_line_before_ray_starts(tmp_path, capsys, argv,
 
 
 def test_check_existing_skips_ok_reruns_failed_and_refuses_a_changed_protocol(tmp_path):
-    from bench.record import write_json_atomic
+    from bench.record import write_text_atomic
     from bench.runner import TrialSpec, cell_path, check_existing, failed_record
     from bench.trial import run_trial
 
@@ -54,16 +54,17 @@ def test_check_existing_skips_ok_reruns_failed_and_refuses_a_changed_protocol(tm
     grid = [TrialSpec("tiny", "baseline", "none", s) for s in range(4)]
     ok = run_trial(tiny, "baseline", "none", 0)
     assert cell_path(tmp_path, grid[0], tiny) == tmp_path / "tiny/v1/baseline/none/seed0.json"
-    write_json_atomic(cell_path(tmp_path, grid[0], tiny), ok)
-    write_json_atomic(cell_path(tmp_path, grid[1], tiny), failed_record(grid[1], tiny, RuntimeError("boom")))
+    ok.write(tmp_path)
+    failed_record(grid[1], tiny, RuntimeError("boom")).write(tmp_path)
     cell_path(tmp_path, grid[2], tiny).write_text('{"half": ')
     found = check_existing(grid, tmp_path, {"tiny": tiny}, resume=True)
     assert found.todo == grid[1:] and list(found.done) == [grid[0]]
     assert [(s.seed, why) for s, why in found.redo] == [(1, "failed before"), (2, "unreadable (JSONDecodeError)")]
     with pytest.raises(BenchError, match=r"seed0\.json; add --resume"):
         check_existing(grid, tmp_path, {"tiny": tiny}, resume=False)
-    ok["protocol"]["hash"] = "0123456789abcdef"
-    write_json_atomic(cell_path(tmp_path, grid[0], tiny), ok)
+    changed = ok.to_dict()
+    changed["protocol"]["hash"] = "0123456789abcdef"
+    write_text_atomic(cell_path(tmp_path, grid[0], tiny), json.dumps(changed))
     with pytest.raises(BenchError, match="has protocol hash 0123456789abcdef, but tiny v1 is now"):
         check_existing(grid, tmp_path, {"tiny": tiny}, resume=True)
 
@@ -79,8 +80,7 @@ def test_bench_run_runs_the_grid_as_tune_trials(ray_session, tmp_path, capsys):
     assert [p.relative_to(out).parts[2] for p in records] == ["baseline", "loss-refurb"]
     for path in records:
         record = json.loads(path.read_text())
-        assert validate_record(record) == []
-        assert impossible_values(record) == []
+        assert Record.problems(record) == []
         assert record["status"] == "ok"
         assert record["provenance"]["device"]["torch_threads"] == 1  # from the trial's CPU share
     # the summary table names both methods and the per-structure Dice columns
@@ -101,15 +101,15 @@ def test_a_failing_trial_is_recorded_and_the_others_finish(ray_session, tmp_path
     out = tmp_path / "results"
     records = run_grid(grid, out, protocols={p.name: p for p in (tiny, broken, diverges)})
 
-    assert [r["protocol"]["name"] for r in records] == ["tiny-broken", "tiny", "tiny-nan"]
-    assert [r["status"] for r in records] == ["failed", "ok", "failed"]
-    assert records[0]["error"].startswith("BenchError: dataset 'echo-phantom' has no option 'colour'")
-    assert records[2]["error"].startswith("FloatingPointError") and "not finite" in records[2]["error"]
+    assert [r.protocol["name"] for r in records] == ["tiny-broken", "tiny", "tiny-nan"]
+    assert [r.status for r in records] == ["failed", "ok", "failed"]
+    assert records[0].error.startswith("BenchError: dataset 'echo-phantom' has no option 'colour'")
+    assert records[2].error.startswith("FloatingPointError") and "not finite" in records[2].error
     for record in records:
-        path = out / record["protocol"]["name"] / "v1" / "baseline" / "none" / "seed0.json"
-        assert json.loads(path.read_text()) == record
-        assert validate_record(record) == [] and impossible_values(record) == []
-        assert record["protocol"]["hash"] == {p.name: p.hash for p in (tiny, broken, diverges)}[record["protocol"]["name"]]
+        path = out / record.protocol["name"] / "v1" / "baseline" / "none" / "seed0.json"
+        assert Record.read(path) == record
+        assert Record.problems(record.to_dict()) == []
+        assert record.protocol["hash"] == {p.name: p.hash for p in (tiny, broken, diverges)}[record.protocol["name"]]
     assert not list(out.rglob("*.tmp"))
 
 
@@ -134,7 +134,7 @@ def test_resume_runs_only_the_missing_cells(ray_session, tmp_path, capsys):
     assert "seed 1: ok" in captured.out and "seed 0: running" not in captured.out  # only the missing cell ran
     assert (kept.read_bytes(), kept.stat().st_mtime_ns) == before
     record = json.loads(lost.read_text())
-    assert record["status"] == "ok" and record["seed"] == 1 and validate_record(record) == []
+    assert record["status"] == "ok" and record["seed"] == 1 and Record.problems(record) == []
     assert "2" in captured.out.split("baseline")[-1]  # the summary counts both seeds
 
     # everything done: nothing runs, exit 0
@@ -215,7 +215,7 @@ def test_ctrl_c_stops_the_run_and_keeps_finished_records(tmp_path):
     records = _records(out)
     assert out / "tiny/v1/baseline/none/seed0.json" in records and len(records) < 4
     for path in records:
-        assert validate_record(json.loads(path.read_text())) == []
+        assert Record.problems(json.loads(path.read_text())) == []
     assert not list(out.rglob("*.tmp"))
 
 
@@ -276,7 +276,7 @@ def test_bench_run_on_an_existing_ray_cluster(ray_head, tmp_path):
     assert f"on the Ray cluster at {address}" in proc.stdout
     (path,) = _records(out)
     record = json.loads(path.read_text())
-    assert validate_record(record) == [] and impossible_values(record) == []
+    assert Record.problems(record) == []
     assert record["status"] == "ok" and record["protocol"]["hash"] == protocols.get("tiny").hash
     assert [p.name for p in storage.iterdir()] and not (out / "_tune").exists()  # Tune's state went to --storage
     assert main(["validate", str(out)]) == 0

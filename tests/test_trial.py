@@ -7,7 +7,7 @@ import pytest
 
 import bench
 from bench.noise import apply_noise
-from bench.record import record_path, validate_record, write_json_atomic
+from bench.record import Cell, Record, write_text_atomic
 from bench.trial import protocol_data
 
 
@@ -18,34 +18,34 @@ def loss_refurb_record():
 
 def test_record_schema_and_contents(loss_refurb_record):
     r = loss_refurb_record
-    assert validate_record(r) == []
+    assert Record.problems(r.to_dict()) == []
     tiny = bench.protocols.get("tiny")
-    assert r["protocol"] == {"name": "tiny", "version": tiny.version, "hash": tiny.hash}
-    assert r["dataset"]["name"] == "echo-phantom" and len(r["dataset"]["fingerprint"]) == 16
-    assert r["noise"]["n_corrupted"] == round(0.5 * r["dataset"]["n_train"])
-    assert 0.0 < r["noise"]["mean_label_dice"] < 1.0
-    assert set(r["metrics"]["dice"]) == {"lv", "myo", "la", "mean"}
-    det = r["metrics"]["detection"]
-    assert det["n_corrupted"] == r["noise"]["n_corrupted"]
+    assert r.protocol == {"name": "tiny", "version": tiny.version, "hash": tiny.hash}
+    assert r.dataset["name"] == "echo-phantom" and len(r.dataset["fingerprint"]) == 16
+    assert r.noise["n_corrupted"] == round(0.5 * r.dataset["n_train"])
+    assert 0.0 < r.noise["mean_label_dice"] < 1.0
+    assert set(r.metrics["dice"]) == {"lv", "myo", "la", "mean"}
+    det = r.metrics["detection"]
+    assert det["n_corrupted"] == r.noise["n_corrupted"]
     assert det["auroc"] is not None and 0.0 <= det["auroc"] <= 1.0
-    refurb = r["metrics"]["refurbishment"]
+    refurb = r.metrics["refurbishment"]
     assert refurb["n_refurbished"] == det["n_flagged"]
     assert refurb["corrupted"]["n"] + refurb["clean"]["n"] == refurb["n_refurbished"]
-    assert r["provenance"]["command"] == "bench run --protocol tiny --method loss-refurb --noise systematic:0.5 --seed 0"
-    assert r["provenance"]["packages"]["torch"]
-    json.dumps(r)  # plain JSON
+    assert r.provenance["command"] == "bench run --protocol tiny --method loss-refurb --noise systematic:0.5 --seed 0"
+    assert r.provenance["packages"]["torch"]
+    json.dumps(r.to_dict())  # plain JSON
 
 
 def test_same_trial_twice_gives_identical_metrics(loss_refurb_record):
     again = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0)
-    assert again["metrics"] == loss_refurb_record["metrics"]
-    assert again["dataset"] == loss_refurb_record["dataset"]
+    assert again.metrics == loss_refurb_record.metrics
+    assert again.dataset == loss_refurb_record.dataset
 
 
 def test_another_seed_gives_other_noise_and_numbers(loss_refurb_record):
     other = bench.run_trial("tiny", "baseline", "systematic:0.5", seed=1)
-    assert other["metrics"]["dice"] != loss_refurb_record["metrics"]["dice"]
-    assert other["metrics"]["detection"] is None and other["metrics"]["refurbishment"] is None
+    assert other.metrics["dice"] != loss_refurb_record.metrics["dice"]
+    assert other.metrics["detection"] is None and other.metrics["refurbishment"] is None
 
 
 def test_noisy_training_labels_are_bit_identical_and_test_labels_untouched():
@@ -59,27 +59,46 @@ def test_noisy_training_labels_are_bit_identical_and_test_labels_untouched():
     assert set(parts["test"].info["patient"]).isdisjoint(train.info["patient"])
 
 
-def test_validate_record_catches_broken_records(loss_refurb_record):
-    broken = json.loads(json.dumps(loss_refurb_record))
+def test_record_problems_catch_broken_records(loss_refurb_record):
+    broken = loss_refurb_record.to_dict()
     broken["metrics"]["dice"]["lv"] = 1.5
     del broken["provenance"]["command"]
     broken["schema_version"] = 99
-    problems = validate_record(broken)
+    problems = Record.problems(broken)
     assert any("metrics.dice.lv" in p for p in problems)
     assert any("provenance.command" in p for p in problems)
     assert any("schema is" in p for p in problems)
-    assert validate_record([]) == ["record is not a JSON object"]
+    assert Record.problems([]) == ["record is not a JSON object"]
+    with pytest.raises(bench.BenchError, match=r"broken\.json is not a valid record: "):
+        Record.from_dict(broken, "broken.json")
 
 
-def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path, loss_refurb_record):
-    path = record_path(tmp_path, loss_refurb_record)
-    assert path.relative_to(tmp_path).parts[:3] == ("tiny", "v1", "loss-refurb")
+def test_a_record_round_trips_through_its_file_key_order_included(tmp_path, loss_refurb_record):
+    path = loss_refurb_record.write(tmp_path)
+    assert path == Cell("tiny", 1, "loss-refurb", "systematic:0.5", 0).path(tmp_path)
+    assert path.relative_to(tmp_path).parts == ("tiny", "v1", "loss-refurb", "systematic-0.5", "seed0.json")
+    assert Record.read(path) == loss_refurb_record
+    on_disk = json.loads(path.read_text())
+    assert list(on_disk) == [
+        "schema", "schema_version", "status", "protocol", "dataset", "method", "noise", "seed", "metrics", "per_sample", "cost",
+        "provenance",
+    ]  # fmt: skip
+    assert Record.read(path).to_json() == path.read_text()
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    path = tmp_path / "folder" / "file.json"
+
+    class Boom:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
     with pytest.raises(TypeError):
-        write_json_atomic(path, {"bad": object()})
+        write_text_atomic(path, Boom())  # type: ignore[arg-type]
     assert list(path.parent.iterdir()) == []
-    write_json_atomic(path, loss_refurb_record)
-    assert json.loads(path.read_text()) == loss_refurb_record
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    write_text_atomic(path, "{}\n")
+    assert path.read_text() == "{}\n" and [p.name for p in path.parent.iterdir()] == [path.name]
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_a_non_finite_training_loss_stops_the_trial():

@@ -7,19 +7,22 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.record import record_path, write_json_atomic
+from bench.record import Cell, write_text_atomic
 from bench.trial import run_trial
 
 
 @pytest.fixture(scope="module")
 def real_record() -> dict:
     """One real tiny trial with a detector and a refurbisher (detection, refurbishment and per-sample sections filled)."""
-    return run_trial("tiny", "loss-refurb", "systematic:0.5", 0)
+    return run_trial("tiny", "loss-refurb", "systematic:0.5", 0).to_dict()
 
 
 def _write(root: Path, record: dict, name: str | None = None) -> Path:
-    path = root / name if name else record_path(root, record)
-    write_json_atomic(path, record)
+    """Write a record's JSON (valid or tampered) where `bench run` would, or as `name`."""
+    p = record["protocol"]
+    cell = Cell(p["name"], p["version"], record["method"]["name"], record["noise"]["spec"], record["seed"])
+    path = root / name if name else cell.path(root)
+    write_text_atomic(path, json.dumps(record, indent=2))
     return path
 
 
@@ -127,15 +130,14 @@ def test_a_failed_record_is_valid(real_record, tmp_path, capsys):
     from bench.protocols import protocols
     from bench.runner import TrialSpec, failed_record
 
-    record = failed_record(TrialSpec("tiny", "baseline", "none", 0), protocols.get("tiny"), RuntimeError("boom"))
-    _write(tmp_path, json.loads(json.dumps(record)))
+    failed_record(TrialSpec("tiny", "baseline", "none", 0), protocols.get("tiny"), RuntimeError("boom")).write(tmp_path)
     assert _validate(capsys, tmp_path) == (0, [])
 
 
 def test_a_missing_path_is_bad_usage(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"bench: error: no such file or folder: {tmp_path / 'nope'}"
+    assert err == f"bench: error: no such file or folder: {tmp_path / 'nope'}; give folders or files of records"
 
 
 def test_a_board_made_from_other_data_is_caught(real_record, tmp_path, capsys):

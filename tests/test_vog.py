@@ -179,12 +179,12 @@ NOISE = "systematic:0.5"
 
 def test_vog_refurb_on_the_small_protocol_reports_its_auroc(capsys):
     record = bench.run_trial(SMALL, "vog-refurb", NOISE, seed=0)
-    det = record["metrics"]["detection"]
+    det = record.metrics["detection"]
     with capsys.disabled():
         print(f"\nvog-refurb, small protocol, {NOISE}, seed 0, checkpoints 2/3/4: AUROC {det['auroc']:.3f}, {det['n_flagged']} flagged")
     assert det["n_corrupted"] == 40
     assert 0.0 <= det["auroc"] <= 1.0
-    assert record["metrics"]["refurbishment"]["n_refurbished"] == det["n_flagged"]
+    assert record.metrics["refurbishment"]["n_refurbished"] == det["n_flagged"]
 
 
 def test_vog_over_the_whole_training_reports_its_auroc(capsys):
