@@ -1,0 +1,63 @@
+"""The prediction-entropy detector (CONTRIBUTING's worked example) against entropies computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bench
+
+
+class FixedLogits(torch.nn.Module):
+    """A model that ignores its input and predicts the same logits (C, H, W) for every image."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), *self.logits.shape)
+
+
+def trial_with(model: torch.nn.Module, n: int = 5) -> bench.Trial:
+    protocol = bench.protocols.get("tiny")  # batch size 8 > n: one batch; n = 11 below spans two
+    shape = model.logits.shape[1:]
+    inputs = bench.TrialInputs(
+        protocol=protocol,
+        seed=0,
+        images=torch.zeros(n, 1, *shape),
+        given=np.zeros((n, *shape), dtype=np.uint8),
+        ids=tuple(f"s{i}" for i in range(n)),
+        info=None,
+        num_classes=model.logits.shape[0],
+        device=torch.device("cpu"),
+    )
+    trial = bench.Trial(inputs, torch.zeros(n, *shape, dtype=torch.int64), torch.ones(n), torch.Generator())
+    trial._model = model  # what the loop installs from the trainer's setup
+    return trial
+
+
+@pytest.mark.parametrize("n", [5, 11])
+def test_entropy_by_hand(n):
+    # pixel 0: uniform over 4 classes (entropy log 4 -> 1); pixel 1: certain (-> 0);
+    # pixel 2: p = (1/2, 1/2, 0, 0) (log 2 / log 4 = 1/2); pixel 3: (0.7, 0.1, 0.1, 0.1)
+    probs = torch.tensor(
+        [[0.25, 1.0, 0.5, 0.7], [0.25, 0.0, 0.5, 0.1], [0.25, 0.0, 0.0, 0.1], [0.25, 0.0, 0.0, 0.1]], dtype=torch.float64
+    ).view(4, 2, 2)
+    logits = probs.clamp_min(1e-30).log().float()
+    by_hand = [1.0, 0.0, 0.5, -(0.7 * math.log(0.7) + 3 * 0.1 * math.log(0.1)) / math.log(4)]
+    scores = bench.detectors.get("entropy")().score(trial_with(FixedLogits(logits), n))
+    assert scores.pixel_flags is None and scores.values.shape == (n,)
+    np.testing.assert_allclose(scores.values, np.mean(by_hand), rtol=1e-5)
+
+
+def test_a_sure_model_scores_lower_than_an_unsure_one():
+    sure = torch.zeros(4, 2, 2)
+    sure[1] = 20.0
+    unsure = torch.zeros(4, 2, 2)
+    det = bench.detectors.get("entropy")()
+    assert det.score(trial_with(FixedLogits(sure))).values.max() < 1e-6
+    np.testing.assert_allclose(det.score(trial_with(FixedLogits(unsure))).values, 1.0, rtol=1e-6)
