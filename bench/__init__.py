@@ -9,6 +9,8 @@ from bench.cache import CACHE_ENV, cache_fingerprint, cached, default_cache_dir
 from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, datasets, fingerprint, load_dataset
 from bench.errors import BenchError
 from bench.flagging import mixture_flags
+from bench.labelmaps import clean_label_map
+from bench.labelset import CAMUS_LABELS, LabelSet, Structure
 from bench.method import (
     Detector,
     Recipe,
@@ -39,6 +41,7 @@ from bench.trial import run_trial
 
 __all__ = [
     "CACHE_ENV",
+    "CAMUS_LABELS",
     "INFO_COLUMNS",
     "LABEL_NAMES",
     "NUM_CLASSES",
@@ -47,6 +50,7 @@ __all__ = [
     "BenchError",
     "Data",
     "Detector",
+    "LabelSet",
     "NoiseGenerator",
     "NoiseResult",
     "NoiseSpec",
@@ -55,6 +59,7 @@ __all__ = [
     "Recipe",
     "Refurbisher",
     "Registry",
+    "Structure",
     "Trainer",
     "TrialState",
     "__version__",
@@ -62,6 +67,7 @@ __all__ = [
     "build_model",
     "cache_fingerprint",
     "cached",
+    "clean_label_map",
     "datasets",
     "default_cache_dir",
     "detection_summary",
