@@ -3,10 +3,10 @@
 No method computes its own metrics; `bench.trial` calls these on the clean test
 labels. Public API:
 
-- `evaluate_segmentation(pred, truth, spacing, info=None)`: the record's
+- `evaluate_segmentation(pred, truth, spacing, info=None, label_set=CAMUS_LABELS)`: the record's
   segmentation metrics (Dice, HD95, HD, MSD per structure and averaged, missed
   counts, the epicardial region, clinical EF / area errors) in one dict.
-- `surface_metrics(pred, truth, spacing)`: per-image Dice / HD95 / HD / MSD /
+- `surface_metrics(pred, truth, spacing, label_set=CAMUS_LABELS)`: per-image Dice / HD95 / HD / MSD /
   missed arrays for every structure (the building block of the above).
 - `dice_per_structure` (from `bench.labelmaps`), `segmentation_summary`: per-image and mean Dice only.
 - `detection_summary`, `pixel_localisation`, `auroc`, `average_precision`: detection
