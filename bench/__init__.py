@@ -9,6 +9,8 @@ from bench.cache import CACHE_ENV, cache_fingerprint, cached, default_cache_dir
 from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, datasets, fingerprint, load_dataset
 from bench.errors import BenchError
 from bench.flagging import mixture_flags
+from bench.labelmaps import clean_label_map
+from bench.labelset import CAMUS_LABELS, LabelSet, Structure
 from bench.method import (
     Batch,
     Corrector,
@@ -48,6 +50,7 @@ from bench.trial import run_trial
 
 __all__ = [
     "CACHE_ENV",
+    "CAMUS_LABELS",
     "INFO_COLUMNS",
     "LABEL_NAMES",
     "NUM_CLASSES",
@@ -59,6 +62,7 @@ __all__ = [
     "Data",
     "Detector",
     "History",
+    "LabelSet",
     "NoiseGenerator",
     "NoiseResult",
     "NoiseSpec",
@@ -70,6 +74,7 @@ __all__ = [
     "Registry",
     "Scores",
     "Step",
+    "Structure",
     "Trainer",
     "Trial",
     "TrialInputs",
@@ -78,6 +83,7 @@ __all__ = [
     "build_model",
     "cache_fingerprint",
     "cached",
+    "clean_label_map",
     "correctors",
     "datasets",
     "default_cache_dir",

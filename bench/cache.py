@@ -12,9 +12,12 @@ resizing thousands of CAMUS files takes minutes; every trial needs the result.
   keep mtimes (`cp -p`, `rsync -t`, archive extraction) and same-size edits, and
   a fingerprint that can lie is worse than a slow one.
 - One cache file per (name, params, source folder): `<name>-<key>.npz` holding
-  images, labels, spacing, the info table (as JSON with its dtypes) and a meta
-  JSON (fingerprint, params, sha256 of everything else). Written to a temp file
-  and moved into place with `os.replace`, so a reader never sees half a file.
+  images, labels, spacing, the info table (as JSON with its dtypes), the label
+  set (as JSON) and a meta JSON (fingerprint, params, sha256 of everything
+  else). Written atomically (`bench.files`), so a reader never sees half a file.
+  The file layout has its own version (`CACHE_FORMAT`); the fingerprint's
+  scheme (`FINGERPRINT_SCHEME`) moves only when what is hashed does, so a new
+  layout keeps the fingerprints that published records carry.
 - On load the stored fingerprint and checksum must match: a stale (other source
   bytes or params), truncated, corrupt or unreadable file is rebuilt with a
   one-line warning on stderr, never used silently.
@@ -40,11 +43,15 @@ import pandas as pd
 
 from bench.data import Data
 from bench.errors import BenchError
+from bench.files import atomic_writer
+from bench.labelset import LabelSet
 
 #: Environment variable naming the cache folder.
 CACHE_ENV = "ECHO_NOISE_BENCH_CACHE"
-#: Bump when the file layout changes: older files then count as stale.
-CACHE_FORMAT = 1
+#: Bump when the file layout changes: older files then count as stale (2: the label set is stored).
+CACHE_FORMAT = 2
+#: Bump only when what the fingerprint hashes changes: it is the dataset fingerprint of every record.
+FINGERPRINT_SCHEME = 1
 _CHUNK = 1 << 20
 
 
@@ -80,7 +87,7 @@ def cache_fingerprint(name: str, params: dict[str, Any], sources: list[Path] | N
     A source that cannot be read is a `BenchError` naming it.
     """
     h = hashlib.sha256()
-    h.update(f"echo-noise-bench cache v{CACHE_FORMAT}\x00".encode())
+    h.update(f"echo-noise-bench cache v{FINGERPRINT_SCHEME}\x00".encode())
     h.update(_canonical({"name": name, "params": params}).encode() + b"\x00")
     if sources:
         base = _source_root(sources)
@@ -137,14 +144,12 @@ def _options_roundtrip(options: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(options, default=_json_default))
 
 
-def _checksum(images: np.ndarray, labels: np.ndarray, spacing: np.ndarray, info: bytes, options: bytes) -> str:
+def _checksum(images: np.ndarray, labels: np.ndarray, spacing: np.ndarray, *texts: bytes) -> str:
     h = hashlib.sha256()
     for arr in (images, labels, spacing):
         h.update(str((arr.dtype.str, arr.shape)).encode())
         h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(info)
-    h.update(b"\x00")
-    h.update(options)
+    h.update(b"\x00".join(texts))
     return h.hexdigest()
 
 
@@ -164,21 +169,15 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
 def _save(path: Path, data: Data, fp: str, name: str, params: dict[str, Any]) -> None:
     info = _info_to_bytes(data.info)
     options = json.dumps(data.options, default=_json_default).encode()
+    label_set = json.dumps(data.label_set.to_dict()).encode()
     meta = {
         "format": CACHE_FORMAT, "name": name, "data_name": data.name, "params": json.loads(_canonical(params)),
-        "fingerprint": fp, "checksum": _checksum(data.images, data.labels, data.spacing, info, options),
+        "fingerprint": fp, "checksum": _checksum(data.images, data.labels, data.spacing, info, options, label_set),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            _write_npz(f, dict(images=data.images, labels=data.labels, spacing=data.spacing, info=_bytes_array(info),
-                               options=_bytes_array(options), meta=_bytes_array(json.dumps(meta).encode())))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with atomic_writer(path) as f:
+        _write_npz(f, dict(images=data.images, labels=data.labels, spacing=data.spacing, info=_bytes_array(info),
+                           options=_bytes_array(options), label_set=_bytes_array(label_set),
+                           meta=_bytes_array(json.dumps(meta).encode())))
 
 
 def _load(path: Path, fp: str) -> Data | str:
@@ -191,11 +190,12 @@ def _load(path: Path, fp: str) -> Data | str:
             if meta.get("fingerprint") != fp:
                 return "stale (built from other source bytes or parameters)"
             images, labels, spacing = z["images"], z["labels"], z["spacing"]
-            info, options = z["info"].tobytes(), z["options"].tobytes()
-        if _checksum(images, labels, spacing, info, options) != meta.get("checksum"):
+            info, options, label_set = z["info"].tobytes(), z["options"].tobytes(), z["label_set"].tobytes()
+        if _checksum(images, labels, spacing, info, options, label_set) != meta.get("checksum"):
             return "corrupt (checksum mismatch)"
         return Data(name=meta["data_name"], images=images, labels=labels, spacing=spacing, info=_info_from_bytes(info),
-                    fingerprint=fp, options=json.loads(options.decode()))
+                    fingerprint=fp, options=json.loads(options.decode()),
+                    label_set=LabelSet.from_dict(json.loads(label_set.decode())))
     except Exception as exc:  # any failure to read means: rebuild
         first = (str(exc).splitlines() or [""])[0][:120]
         return f"unreadable ({type(exc).__name__}: {first})"

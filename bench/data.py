@@ -1,8 +1,9 @@
 """The data every trial sees, and the dataset adapter interface.
 
 A dataset adapter (a file in `datasets/`) turns a source (the local CAMUS copy,
-the procedural echo phantom) into one `Data`: uint8 images, clean label maps
-with CAMUS's values, pixel spacing in mm and one metadata row per image.
+the procedural echo phantom) into one `Data`: uint8 images, clean label maps,
+the `LabelSet` saying what their values mean (default CAMUS's), pixel spacing
+in mm and one metadata row per image.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.labelset import CAMUS_LABELS, LabelSet
 from bench.registry import Registry
 
-#: CAMUS label values and the short names the records use.
-STRUCTURES: dict[int, str] = {1: "lv", 2: "myo", 3: "la"}
-LABEL_NAMES: dict[int, str] = {0: "background", 1: "LV cavity", 2: "myocardium", 3: "left atrium"}
+#: CAMUS label values and the short names the records use (`CAMUS_LABELS.by_value`)
+STRUCTURES: dict[int, str] = CAMUS_LABELS.by_value
+#: CAMUS label values and their names for people, background included (`CAMUS_LABELS.titles`)
+LABEL_NAMES: dict[int, str] = CAMUS_LABELS.titles
 SPLITS = ("train", "val", "test")
 INFO_COLUMNS = ("id", "patient", "view", "phase", "split")
 
@@ -31,8 +34,9 @@ class Data:
     """Images, clean labels, spacing and metadata of one dataset at one size.
 
     images: uint8 (N, H, W), sector apex at the top; labels: uint8 (N, H, W)
-    with values 0..3; spacing: float64 (N, 2), mm per pixel along (row, col);
-    info: one row per image with at least `INFO_COLUMNS`, in the arrays' order.
+    with the values of `label_set` (CAMUS: 0..3); spacing: float64 (N, 2), mm
+    per pixel along (row, col); info: one row per image with at least
+    `INFO_COLUMNS`, in the arrays' order.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Data:
     info: pd.DataFrame
     fingerprint: str
     options: dict[str, Any] = field(default_factory=dict)
+    label_set: LabelSet = CAMUS_LABELS
 
     def __post_init__(self) -> None:
         n = len(self.info)
@@ -74,6 +79,7 @@ class Data:
             info=self.info.iloc[idx].reset_index(drop=True),
             fingerprint=self.fingerprint,
             options=self.options,
+            label_set=self.label_set,
         )
 
     def split(self, which: str) -> Data:

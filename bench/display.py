@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bench.data import STRUCTURES
+from bench.leaderboard import metric_columns, record_structures
 from bench.record import Record
 
 
@@ -101,8 +101,8 @@ def _fmt(values: pd.Series) -> str:
     return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
 
 
-def records_frame(records: list[Record]) -> pd.DataFrame:
-    """One row per record with the columns the summary shows."""
+def records_frame(records: list[Record], structures: list[str]) -> pd.DataFrame:
+    """One row per record with the columns the summary shows (Dice of each of `structures` and the mean)."""
     rows = []
     for r in records:
         det = r.metrics.get("detection") or {}
@@ -113,7 +113,7 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
                 "noise": r.noise["spec"],
                 "seed": r.seed,
                 "status": r.status,
-                **{f"dice_{k}": dice.get(k, np.nan) for k in (*STRUCTURES.values(), "mean")},
+                **{f"dice_{k}": dice.get(k, np.nan) for k in (*structures, "mean")},
                 "auroc": det.get("auroc", np.nan),
                 "flagged": det.get("n_flagged", np.nan),
                 "corrupted": r.noise.get("n_corrupted", np.nan),
@@ -125,9 +125,11 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
 
 def summary_table(records: list[Record]) -> Table:
     """Per method and noise spec: Dice per structure, detection AUROC, flags and time (mean ± sd over seeds)."""
-    frame = records_frame(records)
+    structures = record_structures(records)
+    frame = records_frame(records, structures)
     table = Table(title="results: mean ± sd over seeds, Dice on the clean test labels")
-    columns = ["method", "noise", "seeds", "Dice LV", "Dice MYO", "Dice LA", "Dice mean", "det. AUROC", "flagged / corrupted", "wall s"]
+    dice = [label for column, label in metric_columns(structures).items() if column.startswith("dice_")]  # per structure, mean
+    columns = ["method", "noise", "seeds", *dice, "det. AUROC", "flagged / corrupted", "wall s"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("method", "noise") else "right")
     if frame.empty:
@@ -141,7 +143,7 @@ def summary_table(records: list[Record]) -> Table:
             method,
             noise,
             seeds,
-            *(_fmt(ok[f"dice_{k}"]) for k in (*STRUCTURES.values(), "mean")),
+            *(_fmt(ok[f"dice_{k}"]) for k in (*structures, "mean")),
             _fmt(ok["auroc"]),
             flagged,
             f"{ok['wall_s'].mean():.0f}" if len(ok) else "-",

@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from bench.data import STRUCTURES
 from bench.errors import BenchError
 from bench.record import Record, duplicate_cells, find_records
 
@@ -34,10 +33,8 @@ BASELINE = "baseline"
 GROUP = ["protocol", "version", "hash"]
 KEY = [*GROUP, "method", "noise"]
 
-#: aggregated metric columns and their display labels; each has a `<name>_ci` column (95% half-width)
+#: aggregated metric columns after the Dice ones, and their display labels; each has a `<name>_ci` column (95% half-width)
 METRICS: dict[str, str] = {
-    **{f"dice_{s}": f"Dice {s.upper()}" for s in STRUCTURES.values()},
-    "dice_mean": "Dice mean",
     "hd95": "HD95 mm",
     "det_precision": "det. P",
     "det_recall": "det. R",
@@ -48,9 +45,8 @@ METRICS: dict[str, str] = {
     "ef_error": "EF error pp",
     "cost_rel": "cost / baseline",
 }
-#: the console splits a board into three tables, so that each fits a 160-column terminal
+#: the console splits a board into three tables (the first: Dice), so that each fits a 160-column terminal
 _CONSOLE_PARTS = {
-    "Dice": [*(f"dice_{s}" for s in STRUCTURES.values()), "dice_mean"],
     "detection and refurbishment": ["det_precision", "det_recall", "det_f1", "det_ap", "det_auroc", "refurb_gain"],
     "distance, clinical, cost": ["hd95", "ef_error", "cost_rel"],
 }
@@ -112,6 +108,30 @@ def load_records(paths: str | Path | list[str | Path] | tuple[str | Path, ...], 
 # ---------------------------------------------------------------- aggregating
 
 
+def record_structures(records: list[Record]) -> list[str]:
+    """Short names of the structures whose Dice the ok records report, in order of first appearance (CAMUS: lv, myo, la).
+
+    The board's columns come from the records, not from one dataset's label set,
+    so a board of any label set renders.
+    """
+    names: dict[str, None] = {}
+    for r in records:
+        if r.ok:
+            names.update(dict.fromkeys(k for k in r.metrics.get("dice") or {} if k != "mean"))
+    return list(names)
+
+
+def metric_columns(structures: list[str]) -> dict[str, str]:
+    """The board's metric columns and their display labels: Dice per structure, Dice mean, then `METRICS`."""
+    return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS}
+
+
+def _board_metrics(frame: pd.DataFrame) -> dict[str, str]:
+    """`metric_columns` of a board: its structures are the `dice_<name>` columns that have an interval column."""
+    structures = [c.removeprefix("dice_") for c in frame.columns if c.startswith("dice_") and f"{c}_ci" in frame and c != "dice_mean"]
+    return metric_columns(structures)
+
+
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
@@ -128,7 +148,8 @@ def _values(record: Record) -> dict[str, float]:
     cost = record.cost
     wall = _num(cost.get("wall_s"))
     return {
-        **{f"dice_{k}": _num(dice.get(k)) for k in (*STRUCTURES.values(), "mean")},
+        "dice_mean": math.nan,  # unless the record has one
+        **{f"dice_{k}": _num(v) for k, v in dice.items()},
         "hd95": _num((m.get("hd95") or {}).get("mean")),
         **{f"det_{k}": _num(det.get(k)) for k in ("precision", "recall", "f1", "ap", "auroc")},
         "refurb_gain": gain,
@@ -164,7 +185,7 @@ def paired_difference(method: dict[int, float], baseline: dict[int, float]) -> t
     return mean, half, p, n
 
 
-def _frame(records: list[Record]) -> pd.DataFrame:
+def _frame(records: list[Record], metrics: dict[str, str]) -> pd.DataFrame:
     _refuse_duplicates([(r.cell.label, r) for r in records])
     rows = []
     for r in records:
@@ -186,7 +207,7 @@ def _frame(records: list[Record]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows)
-    for col in [*METRICS, "cost_s"]:
+    for col in [*metrics, "cost_s"]:
         if col not in frame.columns:
             frame[col] = math.nan
     return frame
@@ -196,7 +217,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     """One row per (protocol, version, hash, method, noise spec): means and 95% intervals over seeds, rank, gain over baseline.
 
     Columns: the key, `noise_type`, `noise_level`, `noise_params` (for plots), `n` (ok seeds),
-    `failed`, for every metric in METRICS its mean and `<metric>_ci` (half-width of the 95%
+    `failed`, for every metric of `metric_columns` (Dice of each structure the records report,
+    Dice mean, then METRICS) its mean and `<metric>_ci` (half-width of the 95%
     t-interval; NaN with one seed), `rank` (1 = highest mean Dice within a protocol group and
     noise spec), and against `baseline` at the same noise spec: `delta_dice` (mean per-seed
     difference in mean Dice), `delta_dice_ci`, `delta_p` (paired t-test), `delta_n` (paired
@@ -205,7 +227,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     """
     if not records:
         raise BenchError("no records to put on a board")
-    frame = _frame(records)
+    metrics = metric_columns(record_structures(records))
+    frame = _frame(records, metrics)
     ok = frame[frame["ok"]]
     base = ok[ok["method"] == BASELINE]
     base_cost = base.groupby([*GROUP, "noise"])["cost_s"].mean()
@@ -218,7 +241,7 @@ def board(records: list[Record]) -> pd.DataFrame:
         row.update(noise_type=first["noise_type"], noise_level=first["noise_level"], noise_params=first["noise_params"])
         row.update(n=len(good), failed=int((~g["ok"]).sum()))
         cost = base_cost.get((*key[:3], key[4]), math.nan)
-        for col in METRICS:
+        for col in metrics:
             values = good["cost_s"] / cost if col == "cost_rel" else good[col]
             row[col], row[f"{col}_ci"], _ = mean_interval(values)
         base_dice = baseline_dice.get((*key[:3], key[4]))
@@ -235,8 +258,8 @@ def board(records: list[Record]) -> pd.DataFrame:
         [*GROUP, "_clean", "noise_type", "noise_params", "noise_level", "rank", "method"], na_position="last", kind="stable"
     )
     first = [*KEY, "noise_type", "noise_level", "noise_params", "n", "failed", "rank"]
-    metrics = [c for m in METRICS for c in (m, f"{m}_ci")]
-    return out[[*first, *metrics, "delta_dice", "delta_dice_ci", "delta_p", "delta_n"]].reset_index(drop=True)
+    columns = [c for m in metrics for c in (m, f"{m}_ci")]
+    return out[[*first, *columns, "delta_dice", "delta_dice_ci", "delta_p", "delta_n"]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- rendering
@@ -264,6 +287,7 @@ def _p(value: float) -> str:
 
 def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
     """Strings for people: rank, method, noise, seeds, the chosen metrics as mean ± half-width, gain over baseline."""
+    labels = _board_metrics(frame)
     rows = []
     for _, r in frame.iterrows():
         row = {
@@ -273,7 +297,7 @@ def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.Da
             "seeds": str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""),
         }
         digits = {"hd95": 1, "ef_error": 1, "cost_rel": 2}
-        row.update({METRICS[c]: _cell(r[c], r[f"{c}_ci"], digits.get(c, 3), pm) for c in columns})
+        row.update({labels[c]: _cell(r[c], r[f"{c}_ci"], digits.get(c, 3), pm) for c in columns})
         if "dice_mean" in columns:
             row["ΔDice vs baseline"] = _delta(r, pm)
             row["p (paired t)"] = _p(r["delta_p"])
@@ -292,8 +316,9 @@ _NOTE = "mean ± 95% t-interval over seeds; Dice, HD95 and EF on the clean test 
 
 def _rich_tables(frame: pd.DataFrame) -> list[Table]:
     tables = []
+    dice = [c for c in _board_metrics(frame) if c.startswith("dice_")]
     for title, g in _groups(frame):
-        for part, columns in _CONSOLE_PARTS.items():
+        for part, columns in {"Dice": dice, **_CONSOLE_PARTS}.items():
             shown = _display(g, columns, pm="±")  # compact: fits a 160-column terminal
             table = Table(title=f"{title}: {part}", caption=_NOTE if part == "Dice" else None, title_justify="left")
             for col in shown.columns:
@@ -310,7 +335,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 
     out = [f"<!-- generated by `bench leaderboard`; {_NOTE} -->", ""]
     for title, g in _groups(frame):
-        shown = _display(g, list(METRICS))
+        shown = _display(g, list(_board_metrics(frame)))
         out += [f"### {esc(title)}", ""]
         out.append("| " + " | ".join(esc(c) for c in shown.columns) + " |")
         out.append("|" + "|".join("---" if c in ("method", "noise") else "---:" for c in shown.columns) + "|")
@@ -341,15 +366,15 @@ def latex_escape(text: str) -> str:
 def _latex(frame: pd.DataFrame) -> str:
     out = [f"% generated by bench leaderboard; {_NOTE}; needs \\usepackage{{booktabs}}"]
     for title, g in _groups(frame):
-        shown = _display(g, list(METRICS), pm=" \\pm ")
+        shown = _display(g, list(_board_metrics(frame)), pm=" \\pm ")
         header = [latex_escape(c).replace("Δ", "$\\Delta$") for c in shown.columns]
+        numeric = {*_board_metrics(frame).values(), "ΔDice vs baseline"}
         align = "".join("l" if c in ("method", "noise") else "r" for c in shown.columns)
         out += [f"% {latex_escape(title)}", f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
         for values in shown.itertuples(index=False):
             cells = []
             for col, value in zip(shown.columns, values, strict=True):
-                numeric = col in {METRICS[c] for c in METRICS} or col == "ΔDice vs baseline"
-                cells.append(f"${value}$" if numeric and value != "-" else latex_escape(value))
+                cells.append(f"${value}$" if col in numeric and value != "-" else latex_escape(value))
             out.append(" & ".join(cells) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}", ""]
     return "\n".join(out)
@@ -476,7 +501,7 @@ def _html(frame: pd.DataFrame) -> str:
     esc = html.escape
     body = []
     for title, g in _groups(frame):
-        shown = _display(g, list(METRICS))
+        shown = _display(g, list(_board_metrics(frame)))
         body.append(f"<h2>{esc(title)}</h2>")
         left = {"method", "noise"}
         head = "".join(f'<th class="l">{esc(c)}</th>' if c in left else f"<th>{esc(c)}</th>" for c in shown.columns)

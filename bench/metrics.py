@@ -3,12 +3,12 @@
 No method computes its own metrics; `bench.trial` calls these on the clean test
 labels. Public API:
 
-- `evaluate_segmentation(pred, truth, spacing, info=None)`: the record's
+- `evaluate_segmentation(pred, truth, spacing, info=None, label_set=CAMUS_LABELS)`: the record's
   segmentation metrics (Dice, HD95, HD, MSD per structure and averaged, missed
   counts, the epicardial region, clinical EF / area errors) in one dict.
-- `surface_metrics(pred, truth, spacing)`: per-image Dice / HD95 / HD / MSD /
+- `surface_metrics(pred, truth, spacing, label_set=CAMUS_LABELS)`: per-image Dice / HD95 / HD / MSD /
   missed arrays for every structure (the building block of the above).
-- `dice_per_structure`, `segmentation_summary`: per-image and mean Dice only.
+- `dice_per_structure` (from `bench.labelmaps`), `segmentation_summary`: per-image and mean Dice only.
 - `detection_summary`, `pixel_localisation`, `auroc`, `average_precision`: detection
   against the noise truth.
 - `refurbishment_summary`: label Dice before / after refurbishment, split by truth.
@@ -36,9 +36,13 @@ Surface distances (HD95, HD, MSD), the suite's one definition:
   counted in `missed`. Nothing is ever NaN, and no image drops out of a mean
   (MONAI returns NaN / inf here, and a NaN silently leaves its mean).
 
-Structures: `lv` (label 1), `myo` (2), `la` (3) and `epi` (the epicardial region,
-labels 1 and 2 together). Means over structures (`mean`) average lv, myo and la;
-`epi` is reported separately because it overlaps lv and myo.
+Regions come from the data's `LabelSet` (`Data.label_set`; default CAMUS's):
+every structure, and the derived regions reported under their own names. For
+CAMUS: `lv` (label 1), `myo` (2), `la` (3) and `epi` (the epicardial region,
+labels 1 and 2 together). Means over structures (`mean`) average the label set's
+averaged structures (CAMUS: lv, myo and la); `epi` is reported separately
+because it overlaps lv and myo. Clinical metrics need the label set's cavity
+(and use its atrium for the base); without a cavity there are none.
 """
 
 from __future__ import annotations
@@ -49,13 +53,19 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from bench.data import STRUCTURES
-from bench.noise import label_dice
+from bench.labelmaps import (
+    boundary,
+    bounding_box,
+    confusion,
+    dice_from_counts,
+    dice_per_structure,
+    label_dice,
+    region_counts,
+    region_mask,
+    touching,
+)
+from bench.labelset import CAMUS_LABELS, LabelSet
 
-#: label values of each evaluated region; `epi` = LV cavity + myocardium
-REGIONS: dict[str, tuple[int, ...]] = {"lv": (1,), "myo": (2,), "la": (3,), "epi": (1, 2)}
-#: the regions averaged into `mean` (the three CAMUS structures)
-MEAN_OVER: tuple[str, ...] = tuple(STRUCTURES.values())
 SURFACE_METRICS: tuple[str, ...] = ("hd95", "hd", "msd")
 #: number of discs of the biplane method of discs
 N_DISCS = 20
@@ -64,48 +74,15 @@ N_DISCS = 20
 # --------------------------------------------------------------------------- Dice
 
 
-def dice_per_structure(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image Dice (N,) for each structure name, from label maps (N, H, W)."""
-    out = {}
-    for value, name in STRUCTURES.items():
-        p, t = pred == value, truth == value
-        inter = (p & t).sum(axis=(1, 2))
-        total = p.sum(axis=(1, 2)) + t.sum(axis=(1, 2))
-        out[name] = np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
-    return out
-
-
-def segmentation_summary(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Mean Dice over images per structure, and their mean (`mean`)."""
-    per = dice_per_structure(pred, truth)
+def segmentation_summary(pred: np.ndarray, truth: np.ndarray, label_set: LabelSet = CAMUS_LABELS) -> dict[str, float]:
+    """Mean Dice over images per structure, and the mean of the averaged ones (`mean`)."""
+    per = dice_per_structure(pred, truth, label_set)
     summary = {name: float(v.mean()) for name, v in per.items()}
-    summary["mean"] = float(np.mean(list(summary.values())))
+    summary["mean"] = float(np.mean([summary[name] for name in label_set.averaged]))
     return summary
 
 
 # --------------------------------------------------------------- surface distances
-
-
-def _region_mask(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
-    """Boolean mask of the pixels whose label is one of `values`."""
-    mask = labels == values[0]
-    for value in values[1:]:
-        mask |= labels == value
-    return mask
-
-
-def _boundary(masks: np.ndarray) -> np.ndarray:
-    """Border pixels of masks (..., H, W): in the mask with a 4-neighbour outside it (outside the image counts as outside)."""
-    inner = masks.copy()
-    inner[..., 1:, :] &= masks[..., :-1, :]
-    inner[..., :-1, :] &= masks[..., 1:, :]
-    inner[..., :, 1:] &= masks[..., :, :-1]
-    inner[..., :, :-1] &= masks[..., :, 1:]
-    inner[..., 0, :] = False
-    inner[..., -1, :] = False
-    inner[..., :, 0] = False
-    inner[..., :, -1] = False
-    return masks & ~inner
 
 
 def image_diagonal(shape: tuple[int, ...], spacing: np.ndarray) -> np.ndarray:
@@ -114,11 +91,11 @@ def image_diagonal(shape: tuple[int, ...], spacing: np.ndarray) -> np.ndarray:
     return np.hypot(shape[-2] * spacing[..., 0], shape[-1] * spacing[..., 1])
 
 
-def _boxes(labels: np.ndarray) -> dict[str, tuple[int, int, int, int] | None]:
+def _boxes(labels: np.ndarray, regions: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, int, int, int] | None]:
     """(row0, row1, col0, col1) bounding box of every region of one label map, None when empty."""
-    found = ndimage.find_objects(labels, max_label=max(max(v) for v in REGIONS.values()))
+    found = ndimage.find_objects(labels, max_label=max(max(v) for v in regions.values()))
     out: dict[str, tuple[int, int, int, int] | None] = {}
-    for name, values in REGIONS.items():
+    for name, values in regions.items():
         boxes = [found[v - 1] for v in values if found[v - 1] is not None]
         out[name] = _union(*[(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in boxes]) if boxes else None
     return out
@@ -152,109 +129,106 @@ def _pair_distances(
     """
     h, w = pred.shape
     rows, cols = slice(max(box[0] - 1, 0), min(box[1] + 1, h)), slice(max(box[2] - 1, 0), min(box[3] + 1, w))
-    edge_p = _boundary(_region_mask(pred[rows, cols], values))
-    edge_t = _boundary(_region_mask(truth[rows, cols], values))
+    edge_p = boundary(region_mask(pred[rows, cols], values))
+    edge_t = boundary(region_mask(truth[rows, cols], values))
     a = ndimage.distance_transform_edt(~edge_t, sampling=spacing)[edge_p]  # pred boundary -> nearest truth boundary
     b = ndimage.distance_transform_edt(~edge_p, sampling=spacing)[edge_t]  # truth boundary -> nearest pred boundary
     return max(_p95(a), _p95(b)), float(max(a.max(), b.max())), float((a.sum() + b.sum()) / (a.size + b.size))
 
 
-def surface_metrics(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def surface_metrics(
+    pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, label_set: LabelSet = CAMUS_LABELS
+) -> dict[str, dict[str, np.ndarray]]:
     """Per-image metrics {dice, hd95, hd, msd, missed} -> {region: (N,) array} for label maps (N, H, W), spacing (N, 2) mm.
 
-    Distances follow the module's definition; a region empty in exactly one of
-    prediction and truth gets Dice 0, the image diagonal as every distance, and
-    missed = True; empty in both gives Dice 1 and distances 0.
+    Regions are the label set's (`LabelSet.regions`). Distances follow the
+    module's definition; a region empty in exactly one of prediction and truth
+    gets Dice 0, the image diagonal as every distance, and missed = True; empty
+    in both gives Dice 1 and distances 0.
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
-    if pred.shape != truth.shape or pred.ndim != 3:
-        raise ValueError(f"pred {pred.shape} and truth {truth.shape} must be equal (N, H, W)")
-    if max(int(pred.max(initial=0)), int(truth.max(initial=0))) > 3:
-        raise ValueError("labels must be in 0..3")
+    counts = confusion(pred, truth, label_set.num_classes)  # Dice and emptiness of every region from one pass
+    regions = label_set.regions
     n = len(pred)
     spacing = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (n, 2))
-    # Dice and emptiness from one per-image confusion matrix (4 x 4 label pairs), in chunks of images to bound memory
-    confusion = np.empty((n, 4, 4), dtype=np.int64)
-    for start in range(0, n, 64):
-        p, t = pred[start : start + 64], truth[start : start + 64]
-        code = p.astype(np.intp) * 4 + t
-        code += (np.arange(len(p), dtype=np.intp) * 16)[:, None, None]
-        confusion[start : start + 64] = np.bincount(code.ravel(), minlength=16 * len(p)).reshape(len(p), 4, 4)
     diagonal = image_diagonal(pred.shape, spacing)
     out: dict[str, dict[str, np.ndarray]] = {m: {} for m in ("dice", "missed", *SURFACE_METRICS)}
     both = {}
-    for name, values in REGIONS.items():
-        v = list(values)
-        inter = confusion[:, v][:, :, v].sum((1, 2))
-        p_size, t_size = confusion[:, v].sum((1, 2)), confusion[:, :, v].sum((1, 2))
-        total = p_size + t_size
-        out["dice"][name] = np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
+    for name, values in regions.items():
+        inter, p_size, t_size = region_counts(counts, values)
+        out["dice"][name] = dice_from_counts(inter, p_size, t_size)
         out["missed"][name] = (p_size > 0) != (t_size > 0)
         both[name] = (p_size > 0) & (t_size > 0)
         for metric in SURFACE_METRICS:
             out[metric][name] = np.where(out["missed"][name], diagonal, 0.0)
     for i in range(n):
-        todo = [name for name in REGIONS if both[name][i]]
+        todo = [name for name in regions if both[name][i]]
         if not todo:
             continue
-        p_box, t_box = _boxes(pred[i]), _boxes(truth[i])
+        p_box, t_box = _boxes(pred[i], regions), _boxes(truth[i], regions)
         for name in todo:
             box = _union(p_box[name], t_box[name])
-            hd95, hd, msd = _pair_distances(pred[i], truth[i], REGIONS[name], box, spacing[i])
+            hd95, hd, msd = _pair_distances(pred[i], truth[i], regions[name], box, spacing[i])
             out["hd95"][name][i], out["hd"][name][i], out["msd"][name][i] = hd95, hd, msd
     return out
 
 
-def evaluate_segmentation(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, info: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The record's segmentation metrics: means over images of Dice / HD95 / HD / MSD (mm), missed counts, epi, clinical.
+def evaluate_segmentation(
+    pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, info: pd.DataFrame | None = None, label_set: LabelSet = CAMUS_LABELS
+) -> dict[str, Any]:
+    """The record's segmentation metrics: means over images of Dice / HD95 / HD / MSD (mm), missed counts, derived regions, clinical.
 
-    Returns {"dice", "hd95", "hd", "msd"}: {lv, myo, la, mean} floats; "missed":
-    {lv, myo, la} image counts; "epi": {dice, hd95, hd, msd, missed} of the
-    epicardial region; "clinical": `clinical_summary(...)` (None without
+    Returns {"dice", "hd95", "hd", "msd"}: {structure..., mean} floats (CAMUS:
+    lv, myo, la); "missed": {structure...} image counts; each derived region
+    (CAMUS: "epi"): {dice, hd95, hd, msd, missed}; "clinical":
+    `clinical_summary(...)` (None without a cavity in the label set, or without
     patient / view / phase info covering both views and phases).
     """
-    per = surface_metrics(pred, truth, spacing)
+    per = surface_metrics(pred, truth, spacing, label_set)
     out: dict[str, Any] = {}
     for metric in ("dice", *SURFACE_METRICS):
-        summary = {name: float(per[metric][name].mean()) for name in MEAN_OVER}
-        summary["mean"] = float(np.mean([summary[name] for name in MEAN_OVER]))
+        summary = {name: float(per[metric][name].mean()) for name in label_set.names}
+        summary["mean"] = float(np.mean([summary[name] for name in label_set.averaged]))
         out[metric] = summary
-    out["missed"] = {name: int(per["missed"][name].sum()) for name in MEAN_OVER}
-    out["epi"] = {metric: float(per[metric]["epi"].mean()) for metric in ("dice", *SURFACE_METRICS)}
-    out["epi"]["missed"] = int(per["missed"]["epi"].sum())
-    out["clinical"] = clinical_summary(pred, truth, spacing, info) if info is not None else None
+    out["missed"] = {name: int(per["missed"][name].sum()) for name in label_set.names}
+    for name, _ in label_set.derived:
+        out[name] = {metric: float(per[metric][name].mean()) for metric in ("dice", *SURFACE_METRICS)}
+        out[name]["missed"] = int(per["missed"][name].sum())
+    out["clinical"] = clinical_summary(pred, truth, spacing, info, label_set) if info is not None else None
     return out
 
 
 # ---------------------------------------------------------------------- clinical
 
 
-def lv_area(labels: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+def _cavity(label_set: LabelSet) -> int:
+    """The label value of the label set's cavity (the structure EF and areas are measured on)."""
+    if label_set.cavity is None:
+        raise ValueError(f"label set {label_set.name!r} names no cavity: it has no clinical metrics")
+    return label_set.value(label_set.cavity)
+
+
+def lv_area(labels: np.ndarray, spacing: np.ndarray, label_set: LabelSet = CAMUS_LABELS) -> np.ndarray:
     """LV cavity area in mm^2 per image of label maps (N, H, W) with spacing (N, 2)."""
     spacing = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (len(labels), 2))
-    return (labels == 1).sum((1, 2)) * spacing[:, 0] * spacing[:, 1]
+    return (labels == _cavity(label_set)).sum((1, 2)) * spacing[:, 0] * spacing[:, 1]
 
 
-def _cavity_crop(label: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(the label map cropped to the LV cavity's bounding box plus one pixel, the crop's (row, col) origin); None when empty."""
-    rows, cols = np.flatnonzero((label == 1).any(1)), np.flatnonzero((label == 1).any(0))
-    if rows.size == 0:
+def _cavity_crop(label: np.ndarray, cavity: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the label map cropped to the cavity's bounding box plus one pixel, the crop's (row, col) origin); None when empty."""
+    box = bounding_box(label == cavity, 1)
+    if box is None:
         return None
-    r0, c0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
-    return label[r0 : rows[-1] + 2, c0 : cols[-1] + 2], np.array([r0, c0])
+    return label[box], np.array([box[0].start, box[1].start])
 
 
-def _axis_in_crop(crop: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _axis_in_crop(crop: np.ndarray, spacing: np.ndarray, label_set: LabelSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cavity pixel centres, base midpoint, apex) in mm relative to the crop's origin (see `long_axis`)."""
-    rows, cols = np.nonzero(crop == 1)
+    rows, cols = np.nonzero(crop == _cavity(label_set))
     points = np.stack([rows, cols], 1) * spacing
-    atrium = crop == 3
-    touch = np.zeros_like(atrium)
-    touch[1:] |= atrium[:-1]
-    touch[:-1] |= atrium[1:]
-    touch[:, 1:] |= atrium[:, :-1]
-    touch[:, :-1] |= atrium[:, 1:]
-    at_base = touch[rows, cols]
+    at_base = np.zeros(rows.size, dtype=bool)
+    if label_set.atrium is not None:
+        at_base = touching(crop == label_set.value(label_set.atrium))[rows, cols]
     if not at_base.any():
         at_base = rows == rows.max()
     base = points[at_base].mean(0)
@@ -262,24 +236,27 @@ def _axis_in_crop(crop: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np
     return points, base, apex
 
 
-def long_axis(label: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(base midpoint, apex) of the LV cavity (label 1) in mm (row, col); None for an empty cavity.
+def long_axis(label: np.ndarray, spacing: np.ndarray, label_set: LabelSet = CAMUS_LABELS) -> tuple[np.ndarray, np.ndarray] | None:
+    """(base midpoint, apex) of the LV cavity (CAMUS: label 1) in mm (row, col); None for an empty cavity.
 
     Base midpoint: the mean centre of the cavity pixels that 4-touch the atrium
-    (label 3), i.e. the mitral plane; without such contact (a prediction without
-    atrium) the mean centre of the cavity's bottom-most row (the apex is at the
-    top of the image). Apex: the cavity pixel centre farthest from the base midpoint.
+    (CAMUS: label 3), i.e. the mitral plane; without such contact (a prediction
+    without atrium, or a label set without one) the mean centre of the cavity's
+    bottom-most row (the apex is at the top of the image). Apex: the cavity pixel
+    centre farthest from the base midpoint.
     """
-    found = _cavity_crop(label)
+    found = _cavity_crop(label, _cavity(label_set))
     if found is None:
         return None
     spacing = np.asarray(spacing, dtype=np.float64)
-    _, base, apex = _axis_in_crop(found[0], spacing)
+    _, base, apex = _axis_in_crop(found[0], spacing, label_set)
     origin = found[1] * spacing
     return base + origin, apex + origin
 
 
-def disc_diameters(label: np.ndarray, spacing: np.ndarray, n_discs: int = N_DISCS) -> tuple[float, np.ndarray]:
+def disc_diameters(
+    label: np.ndarray, spacing: np.ndarray, n_discs: int = N_DISCS, label_set: LabelSet = CAMUS_LABELS
+) -> tuple[float, np.ndarray]:
     """(long-axis length L in mm, n_discs diameters in mm) of the LV cavity; (0, zeros) when empty.
 
     The axis from base midpoint to apex (`long_axis`) is cut into n_discs equal
@@ -288,11 +265,12 @@ def disc_diameters(label: np.ndarray, spacing: np.ndarray, n_discs: int = N_DISC
     1/8 of the finer pixel spacing.
     """
     spacing = np.asarray(spacing, dtype=np.float64)
-    found = _cavity_crop(label)
+    cavity = _cavity(label_set)
+    found = _cavity_crop(label, cavity)
     if found is None:
         return 0.0, np.zeros(n_discs)
     crop = found[0]
-    points, base, apex = _axis_in_crop(crop, spacing)
+    points, base, apex = _axis_in_crop(crop, spacing, label_set)
     length = float(np.hypot(*(apex - base)))
     if length == 0.0:
         return 0.0, np.zeros(n_discs)
@@ -305,14 +283,16 @@ def disc_diameters(label: np.ndarray, spacing: np.ndarray, n_discs: int = N_DISC
     idx = np.rint((centres[:, None, :] + s[None, :, None] * across) / spacing).astype(np.intp)  # (n_discs, m, 2) pixels
     ok = (idx >= 0).all(2) & (idx[..., 0] < crop.shape[0]) & (idx[..., 1] < crop.shape[1])
     inside = np.zeros(ok.shape, dtype=bool)
-    inside[ok] = crop[idx[..., 0][ok], idx[..., 1][ok]] == 1
+    inside[ok] = crop[idx[..., 0][ok], idx[..., 1][ok]] == cavity
     return length, inside.sum(1) * step
 
 
-def biplane_volume(label_2ch: np.ndarray, spacing_2ch: np.ndarray, label_4ch: np.ndarray, spacing_4ch: np.ndarray) -> float:
+def biplane_volume(
+    label_2ch: np.ndarray, spacing_2ch: np.ndarray, label_4ch: np.ndarray, spacing_4ch: np.ndarray, label_set: LabelSet = CAMUS_LABELS
+) -> float:
     """LV volume in ml by the biplane method of discs: pi/4 * sum(a_i * b_i) * L / 20, L the longer long axis."""
-    l2, a = disc_diameters(label_2ch, spacing_2ch)
-    l4, b = disc_diameters(label_4ch, spacing_4ch)
+    l2, a = disc_diameters(label_2ch, spacing_2ch, label_set=label_set)
+    l4, b = disc_diameters(label_4ch, spacing_4ch, label_set=label_set)
     return float(np.pi / 4 * (a * b).sum() * max(l2, l4) / len(a) / 1000.0)
 
 
@@ -321,15 +301,17 @@ def ejection_fraction(edv: float, esv: float) -> float | None:
     return 100.0 * (edv - esv) / edv if edv > 0 else None
 
 
-def clinical_summary(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, info: pd.DataFrame) -> dict[str, Any] | None:
+def clinical_summary(
+    pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, info: pd.DataFrame, label_set: LabelSet = CAMUS_LABELS
+) -> dict[str, Any] | None:
     """Biplane EF error (percentage points) per patient and LV area error (cm^2) per image, prediction vs clean labels.
 
     Patients with 2CH and 4CH images at ED and ES are evaluated; None when there
-    are none or `info` lacks patient / view / phase. A prediction with an empty ED
-    cavity has no EF: it counts in `n_failed` and scores as EF 0 (error = the true
-    EF), never NaN.
+    are none, `info` lacks patient / view / phase, or the label set names no
+    cavity. A prediction with an empty ED cavity has no EF: it counts in
+    `n_failed` and scores as EF 0 (error = the true EF), never NaN.
     """
-    if info is None or not {"patient", "view", "phase"} <= set(info.columns):
+    if label_set.cavity is None or info is None or not {"patient", "view", "phase"} <= set(info.columns):
         return None
     spacing = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (len(pred), 2))
     keys = zip(info["patient"].astype(str), info["view"].astype(str).str.upper(), info["phase"].astype(str).str.upper(), strict=True)
@@ -344,8 +326,8 @@ def clinical_summary(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, i
         i2d, i4d, i2s, i4s = (index[k] for k in keys)
         ef = []
         for labels in (truth, pred):
-            edv = biplane_volume(labels[i2d], spacing[i2d], labels[i4d], spacing[i4d])
-            esv = biplane_volume(labels[i2s], spacing[i2s], labels[i4s], spacing[i4s])
+            edv = biplane_volume(labels[i2d], spacing[i2d], labels[i4d], spacing[i4d], label_set)
+            esv = biplane_volume(labels[i2s], spacing[i2s], labels[i4s], spacing[i4s], label_set)
             ef.append(ejection_fraction(edv, esv))
         if ef[0] is None:  # no reference EF: the clean ED cavity is empty
             continue
@@ -356,7 +338,7 @@ def clinical_summary(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, i
         errors.append(abs(ef[1] - ef[0]))
     if not errors:
         return None
-    area_error = np.abs(lv_area(pred, spacing) - lv_area(truth, spacing)) / 100.0
+    area_error = np.abs(lv_area(pred, spacing, label_set) - lv_area(truth, spacing, label_set)) / 100.0
     return {
         "n_patients": len(errors),
         "n_failed": failed,
@@ -456,6 +438,7 @@ def refurbishment_summary(
     clean_labels: np.ndarray,
     given_labels: np.ndarray,
     final_labels: np.ndarray,
+    label_set: LabelSet = CAMUS_LABELS,
 ) -> dict[str, Any] | None:
     """Label Dice vs the clean label before (given) and after (final) over refurbished samples, split by truth.
 
@@ -470,8 +453,8 @@ def refurbishment_summary(
     before = np.ones(len(refurbished))
     after = np.ones(len(refurbished))
     if idx.size:
-        before[idx] = label_dice(clean_labels[idx], given_labels[idx])
-        after[idx] = label_dice(clean_labels[idx], final_labels[idx])
+        before[idx] = label_dice(clean_labels[idx], given_labels[idx], label_set)
+        after[idx] = label_dice(clean_labels[idx], final_labels[idx], label_set)
     for group, mask in (("corrupted", refurbished & corrupted), ("clean", refurbished & ~corrupted)):
         n = int(mask.sum())
         out[group] = {

@@ -5,14 +5,15 @@ from __future__ import annotations
 import segmentation_models_pytorch as smp
 import torch
 
-from bench.data import STRUCTURES
+from bench.labelset import CAMUS_LABELS
 from bench.protocols import Protocol
 
-NUM_CLASSES = len(STRUCTURES) + 1
+#: CAMUS's classes: background + 3 structures (the default of `build_model`)
+NUM_CLASSES = CAMUS_LABELS.num_classes
 
 
-def build_model(protocol: Protocol, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """A fresh U-Net for `protocol` (1-channel input, background + 3 structures, no weight download) on `device`.
+def build_model(protocol: Protocol, device: torch.device | str = "cpu", num_classes: int = NUM_CLASSES) -> torch.nn.Module:
+    """A fresh U-Net for `protocol` (1-channel input, `num_classes` outputs: `Data.label_set.num_classes`, no weight download) on `device`.
 
     Weights are drawn on the CPU whatever the device, so a seed gives the same initial network everywhere.
     """
@@ -22,5 +23,5 @@ def build_model(protocol: Protocol, device: torch.device | str = "cpu") -> torch
         encoder_depth=protocol.encoder_depth,
         decoder_channels=protocol.decoder_channels,
         in_channels=1,
-        classes=NUM_CLASSES,
+        classes=num_classes,
     ).to(device)

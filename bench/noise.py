@@ -10,9 +10,10 @@ are in mm, converted with each image's spacing. Test labels are never passed her
 A generator sees one clean label at a time plus a `NoiseContext` (all clean
 labels of the split, their spacing, ids and metadata), so error models that need
 another frame (`temporal`) fit the same interface. Every corrupted label is
-then made valid by one shared step (`make_valid`): values 0..3, each structure
-one 8-connected component and no hole in the heart (label > 0), wherever the
-clean label satisfied the same.
+then made valid by one shared step (`bench.labelmaps.make_valid`): values 0..3,
+each structure one 8-connected component and no hole in the heart (label > 0),
+wherever the clean label satisfied the same. The generators name CAMUS's
+structures and their anatomical neighbours, so they take CAMUS labels only.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from bench.data import STRUCTURES
 from bench.errors import BenchError
+from bench.labelmaps import boundary, bounding_box, holes, label_dice, make_valid, touching
+from bench.labelset import CAMUS_LABELS, LabelSet
 from bench.registry import Registry
 
-_STRUCTURE_VALUE = {name: value for value, name in STRUCTURES.items()}
+_STRUCTURE_VALUE = {s.name: s.value for s in CAMUS_LABELS.structures}
 #: the label a structure grows into (dilation) and gives back (erosion)
 _NEIGHBOUR = {1: 2, 2: 0, 3: 0}
-_EIGHT = np.ones((3, 3), dtype=bool)
 _PHASE_PARTNER = {"ED": "ES", "ES": "ED"}
 
 
@@ -213,37 +214,6 @@ def select_corrupted(ids: list[str], level: float, seed: int) -> np.ndarray:
     return mask
 
 
-def label_dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-sample mean over structures of Dice(a == s, b == s); a structure absent from both counts 1."""
-    scores = []
-    for value in STRUCTURES:
-        x, y = a == value, b == value
-        inter = (x & y).sum(axis=(1, 2))
-        total = x.sum(axis=(1, 2)) + y.sum(axis=(1, 2))
-        scores.append(np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0))
-    return np.mean(scores, axis=0)
-
-
-def _dice_from_crops(a: np.ndarray, b: np.ndarray) -> float:
-    """label_dice of one pair from their joint histogram (crops holding every non-zero pixel of both)."""
-    joint = np.bincount((a.astype(np.intp) * 4 + b).ravel(), minlength=16).reshape(4, 4)
-    scores = []
-    for s in STRUCTURES:
-        total = joint[s, :].sum() + joint[:, s].sum()
-        scores.append(2.0 * joint[s, s] / total if total else 1.0)
-    return float(np.mean(scores))
-
-
-def _box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice] | None:
-    """Bounding box of `mask`'s True pixels grown by `margin` (clipped to the image), or None if empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    h, w = mask.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h)), slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w)))
-
-
 def apply_noise(
     spec: NoiseSpec | str,
     labels: np.ndarray,
@@ -251,14 +221,22 @@ def apply_noise(
     ids: list[str],
     seed: int,
     info: pd.DataFrame | None = None,
+    label_set: LabelSet = CAMUS_LABELS,
 ) -> NoiseResult:
     """Corrupt `labels` (N, H, W) by `spec`; deterministic in (spec, seed, ids, labels).
 
     `info` (one row per label with patient, view, phase, as `Data.info`) is needed
-    only by generators that look at other samples (`temporal`).
+    only by generators that look at other samples (`temporal`). The generators
+    model errors of echo annotators on CAMUS's structures, so labels of another
+    `label_set` (`Data.label_set`) get only `none`: anything else is a BenchError.
     """
     if isinstance(spec, str):
         spec = parse_noise(spec)
+    if spec.type != "none" and label_set != CAMUS_LABELS:
+        raise BenchError(
+            f"noise '{spec.text}' models errors on CAMUS's structures ({', '.join(CAMUS_LABELS.names)}); "
+            f"labels of label set '{label_set.name}' take only noise none"
+        )
     labels = np.asarray(labels)
     if labels.ndim != 3 or len(ids) != len(labels) or np.asarray(spacing).shape != (len(labels), 2):
         raise ValueError(f"labels {labels.shape}, {len(ids)} ids and spacing {np.shape(spacing)} disagree")
@@ -274,124 +252,15 @@ def apply_noise(
     for i in np.flatnonzero(corrupted):
         rng = np.random.default_rng([_unit(seed, f"{spec.type}:{ids[i]}")])
         out = gen.corrupt(labels[i], context.spacing[i], rng, context, int(i), **spec.params)
-        box = _box((labels[i] > 0) | (out > 0))
+        box = bounding_box((labels[i] > 0) | (out > 0))
         if box is None:
             continue
         clean_crop = labels[i][box]
         out_crop = make_valid(clean_crop, out[box])
         noisy[i][box] = out_crop
         changed[i][box] = out_crop != clean_crop
-        dice[i] = _dice_from_crops(clean_crop, out_crop)
+        dice[i] = label_dice(clean_crop[None], out_crop[None])[0]
     return NoiseResult(spec, noisy, corrupted, changed, dice)
-
-
-# --------------------------------------------------------------------------- validity
-
-
-def _holes(mask: np.ndarray) -> np.ndarray:
-    """Pixels not in `mask` that no 4-connected path of non-mask pixels joins to the image border."""
-    lab, n = ndimage.label(~mask)
-    if n == 0:
-        return np.zeros_like(mask)
-    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    inside = np.ones(n + 1, dtype=bool)
-    inside[border] = False
-    inside[0] = False
-    return inside[lab]
-
-
-def _n_components(mask: np.ndarray) -> int:
-    box = _box(mask)  # labelling costs per pixel: label the bounding box only
-    return 0 if box is None else int(ndimage.label(mask[box], _EIGHT)[1])
-
-
-def _fill_nearest(out: np.ndarray, where: np.ndarray, source: np.ndarray) -> None:
-    """Give each pixel of `where` the label of the nearest pixel of `source` (in place).
-
-    Used where every `where` pixel reaches its nearest source through `where`
-    pixels only (dropped fragments, enclosed holes), so that source pixel is
-    next to `where` and the bounding box of `where` plus one pixel holds it.
-    """
-    box = _box(where, 1)
-    if box is None:
-        return
-    src, sub, dst = source[box], out[box], where[box]
-    if not src.any():
-        sub[dst] = 0
-        return
-    idx = ndimage.distance_transform_edt(~src, return_distances=False, return_indices=True)
-    sub[dst] = sub[idx[0][dst], idx[1][dst]]
-
-
-def _euler_table() -> np.ndarray:
-    """(4, 256): for masks (lv, myo, la, heart) and each 2x2 quad of labels 0..3, 4 x its Euler contribution (8-connected)."""
-    table = np.zeros((4, 256), dtype=np.int64)
-    for code in range(256):
-        quad = [(code >> (2 * k)) & 3 for k in range(4)]  # (top-left, top-right, bottom-left, bottom-right)
-        for row, members in enumerate(({1}, {2}, {3}, {1, 2, 3})):
-            bits = [q in members for q in quad]
-            n = sum(bits)
-            table[row, code] = 1 if n == 1 else -1 if n == 3 else -2 if n == 2 and bits[0] == bits[3] else 0
-    return table
-
-
-_EULER = _euler_table()
-
-
-def _topology(label: np.ndarray, which: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Components (8-connected) and holes of the masks lv, myo, la and heart (label > 0) of one label map.
-
-    Holes come from the Euler number (components - holes, by Gray's 2 x 2 quad
-    counts), so only the components need a labelling pass. `which` (bool (4,))
-    limits the work to some masks; the others read 0 components and 0 holes.
-    """
-    pad = np.pad(label, 1)
-    quads = pad[:-1, :-1] + 4 * pad[:-1, 1:] + 16 * pad[1:, :-1] + 64 * pad[1:, 1:]
-    euler = _EULER @ np.bincount(quads.ravel(), minlength=256) // 4
-    which = np.ones(4, dtype=bool) if which is None else which
-    comps = np.array([_n_components(label == s if s else label > 0) if w else 0 for s, w in zip((1, 2, 3, 0), which, strict=True)])
-    return comps, np.where(which, comps - euler, 0)
-
-
-def make_valid(clean: np.ndarray, noisy: np.ndarray, max_rounds: int = 6) -> np.ndarray:
-    """Repair a corrupted label so that it is a label map the clean one could have been.
-
-    Values are clipped to 0..3. For each structure whose clean mask is one
-    8-connected component (or absent), only the largest component of the noisy
-    mask is kept and the dropped pixels take the nearest remaining label (so an
-    island inside another structure joins it). If the clean heart (label > 0)
-    has no hole, background enclosed by the noisy heart takes the nearest
-    structure. Repeated until nothing changes. One structure may enclose
-    another (a wall closed across the mitral plane): that is a wrong label, not
-    an invalid one. The image border counts as outside, so give whole images or
-    crops that hold every non-zero pixel of both labels.
-    """
-    out = np.where(noisy > 3, 0, noisy).astype(np.uint8)
-    comps, holes = _topology(out)
-    if (comps[:3] <= 1).all() and holes[3] == 0:
-        return out  # the common case: nothing to repair
-    clean_comps, clean_holes = _topology(clean, np.append(comps[:3] > 1, holes[3] > 0))
-    single = clean_comps[:3] <= 1
-    holeless = clean_holes[3] == 0
-    for _ in range(max_rounds):
-        multi = np.flatnonzero(single & (comps[:3] > 1))
-        if not (multi.size or (holeless and holes[3] > 0)):
-            break
-        dropped = np.zeros(out.shape, dtype=bool)
-        for k in multi:
-            m = out == k + 1
-            lab, _ = ndimage.label(m, _EIGHT)
-            sizes = np.bincount(lab.ravel())
-            sizes[0] = 0
-            dropped |= m & (lab != int(np.argmax(sizes)))
-        if dropped.any():
-            _fill_nearest(out, dropped, ~dropped)
-        if holeless:
-            hole = _holes(out > 0)
-            if hole.any():
-                _fill_nearest(out, hole, out > 0)
-        comps, holes = _topology(out)
-    return out
 
 
 # --------------------------------------------------------------------------- morphology in mm
@@ -403,7 +272,7 @@ def _radius_px(mm: float, spacing: np.ndarray) -> int:
 
 def _on_crop(label: np.ndarray, margin: int, fn: Any) -> np.ndarray:
     """Apply `fn` to the bounding box of the heart grown by `margin` pixels (where all changes happen), paste back."""
-    box = _box(label > 0, margin)
+    box = bounding_box(label > 0, margin)
     if box is None:
         return label
     out = label.copy()
@@ -416,7 +285,7 @@ def grow(label: np.ndarray, value: int, mm: float, spacing: np.ndarray) -> np.nd
     inside = label == value
     if mm <= 0:
         return label
-    box = _box(inside, _radius_px(mm, spacing))
+    box = bounding_box(inside, _radius_px(mm, spacing))
     if box is None:
         return label
     dist = ndimage.distance_transform_edt(~inside[box], sampling=spacing)
@@ -430,7 +299,7 @@ def shrink(label: np.ndarray, value: int, mm: float, spacing: np.ndarray) -> np.
     """Erode structure `value` by `mm` from its border with its neighbour label, giving the pixels to it."""
     if mm <= 0:
         return label
-    box = _box(label == value, _radius_px(mm, spacing))
+    box = bounding_box(label == value, _radius_px(mm, spacing))
     if box is None:
         return label
     neighbour = label[box] == _NEIGHBOUR[value]
@@ -452,29 +321,22 @@ def _boundary_steps(label: np.ndarray, value: int, steps: int, flip: float, pref
     pixel 4-adjacent to the neighbour label leaves it with probability `flip`.
     """
     into = _NEIGHBOUR[value]
-    box = _box(label == value, steps + 1)
+    box = bounding_box(label == value, steps + 1)
     if box is None:
         return label
     out = label.copy()
-    crop = out[box]
-    pad = np.pad(crop, 1, constant_values=255)
-    core = pad[1:-1, 1:-1]  # a view: writes go to pad
-
-    def touches(mask: np.ndarray) -> np.ndarray:
-        return mask[:-2, 1:-1] | mask[2:, 1:-1] | mask[1:-1, :-2] | mask[1:-1, 2:]
-
+    crop = out[box]  # a view: writes go to out
     expand = rng.random(steps) < prefer
     for grow_step in expand:
         if grow_step:
-            front = (core == into) & touches(pad == value)
+            front = (crop == into) & touching(crop == value)
             new = value
         else:
-            front = (core == value) & touches(pad == into)
+            front = (crop == value) & touching(crop == into)
             new = into
         r, c = np.nonzero(front)
         keep = rng.random(r.size) < flip
-        core[r[keep], c[keep]] = new
-    out[box] = core
+        crop[r[keep], c[keep]] = new
     return out
 
 
@@ -483,15 +345,14 @@ def wall_thickness(wall: np.ndarray, spacing: np.ndarray) -> float:
     area = int(wall.sum())
     if area == 0:
         return 0.0
-    pad = np.pad(wall, 1)
-    edge = wall & ~(pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:])
     pixel = math.sqrt(float(spacing[0] * spacing[1]))
-    return 2.0 * area * pixel * pixel / (int(edge.sum()) * pixel)
+    return 2.0 * area * pixel * pixel / (int(boundary(wall).sum()) * pixel)
 
 
 def smooth_labels(label: np.ndarray, sigma_px: float) -> np.ndarray:
     """Each pixel takes the label (0..3) whose indicator has the largest Gaussian-smoothed value (ties: lower label)."""
-    shares = np.stack([ndimage.gaussian_filter((label == v).astype(np.float32), sigma_px, mode="nearest") for v in range(4)])
+    classes = range(CAMUS_LABELS.num_classes)
+    shares = np.stack([ndimage.gaussian_filter((label == v).astype(np.float32), sigma_px, mode="nearest") for v in classes])
     return shares.argmax(axis=0).astype(np.uint8)
 
 
@@ -557,7 +418,7 @@ class RandomBoundary(NoiseGenerator):
         if p["mode"] == "markov":
 
             def markov(crop: np.ndarray) -> np.ndarray:
-                for value in STRUCTURES:
+                for value in CAMUS_LABELS.values:
                     crop = _boundary_steps(crop, value, p["steps"], p["flip"], p["prefer"], rng)
                 return smooth_labels(crop, 1.0)
 
@@ -565,7 +426,7 @@ class RandomBoundary(NoiseGenerator):
             p = {**p, "steps": steps}
             return _on_crop(label, steps + 1, markov)
         lo, hi = sorted((p["min_mm"], p["max_mm"]))
-        draws = {value: (rng.uniform(lo, hi), rng.random() < 0.5) for value in STRUCTURES}  # (mm, dilate)
+        draws = {value: (rng.uniform(lo, hi), rng.random() < 0.5) for value in CAMUS_LABELS.values}  # (mm, dilate)
         # the wall can lose the cavity's dilation and its own erosion: cap both radii at 30% of its mean
         # thickness, whatever the direction, so the cap keeps the expected area change at zero
         cap = 0.3 * wall_thickness(label == 2, spacing)
@@ -652,9 +513,7 @@ def _coarse_outline(mask: np.ndarray, spacing: np.ndarray, vertices: int, offset
     for the star-shaped cavity, wall outline and atrium); `offset` in [0, 1)
     shifts the first vertex along the contour by that fraction of a spacing.
     """
-    pad = np.pad(mask, 1)
-    edge = mask & ~(pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:])
-    r, c = np.nonzero(edge)
+    r, c = np.nonzero(boundary(mask))
     if r.size < 3:
         return mask
     total = mask.sum()
@@ -684,14 +543,14 @@ class Coarse(NoiseGenerator):
     params = {"vertices": Param(12, "polygon vertices per contour", low=3, high=64)}
 
     def corrupt(self, label, spacing, rng, context, index, **p: Any) -> np.ndarray:
-        box = _box(label > 0, 2)
+        box = bounding_box(label > 0, 2)
         if box is None:
             return label
         crop = label[box]
         k = p["vertices"]
         out = np.zeros_like(crop)
         heart = (crop == 1) | (crop == 2)
-        heart |= _holes(heart)
+        heart |= holes(heart)
         layers = ((heart if (crop == 2).any() else None, 2), (crop == 3, 3), (crop == 1, 1))
         for mask, value in layers:
             if mask is None or not mask.any():

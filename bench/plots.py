@@ -8,6 +8,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.errors import BenchError
+from bench.files import atomic_writer
+from bench.labelmaps import boundary
+from bench.labelset import CAMUS_LABELS, LabelSet
 
 #: side of one panel in pixels (images and labels are scaled to it)
 PANEL = 256
@@ -15,8 +18,25 @@ PANEL = 256
 GAP = 8
 #: height of the caption band at the top
 CAPTION = 36
-#: contour colour per structure: LV cavity red, myocardium green, left atrium blue
-COLOURS: dict[int, tuple[int, int, int]] = {1: (255, 64, 64), 2: (64, 224, 64), 3: (64, 160, 255)}
+#: contour colours (name, RGB) of the structures in value order, repeated past the last (CAMUS: LV red, wall green, atrium blue)
+PALETTE: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("red", (255, 64, 64)),
+    ("green", (64, 224, 64)),
+    ("blue", (64, 160, 255)),
+    ("yellow", (240, 220, 64)),
+    ("magenta", (224, 64, 224)),
+    ("cyan", (64, 224, 224)),
+)
+
+
+def colour(value: int) -> tuple[str, tuple[int, int, int]]:
+    """The (name, RGB) contour colour of structure `value` (1..K)."""
+    return PALETTE[(value - 1) % len(PALETTE)]
+
+
+def legend(label_set: LabelSet) -> str:
+    """'red LV cavity, green myocardium, ...': which colour draws which structure."""
+    return ", ".join(f"{colour(s.value)[0]} {s.title}" for s in label_set.structures)
 
 
 def figure_size(rows: int) -> tuple[int, int]:
@@ -31,48 +51,49 @@ def _nearest(a: np.ndarray, side: int) -> np.ndarray:
     return a[rows[:, None], cols[None, :]]
 
 
-def contour_panel(image: np.ndarray, label: np.ndarray, side: int = PANEL) -> Image.Image:
-    """The grey image with each structure's contour (pixels on its border) in its colour, side x side."""
+def contour_panel(image: np.ndarray, label: np.ndarray, side: int = PANEL, label_set: LabelSet = CAMUS_LABELS) -> Image.Image:
+    """The grey image with each structure's contour (pixels on its border, not along the frame) in its colour, side x side."""
     grey = Image.fromarray(np.asarray(image, dtype=np.uint8)).resize((side, side), Image.BILINEAR)
     rgb = np.repeat(np.asarray(grey)[:, :, None], 3, axis=2).copy()
     lab = _nearest(np.asarray(label), side)
-    pad = np.pad(lab, 1, mode="edge")
-    for value, colour in COLOURS.items():
-        m = pad == value
-        inner = m[1:-1, 1:-1]
-        border = inner & ~(m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:])
+    for value in label_set.values:
+        border = boundary(lab == value, image_edge=False)
         thick = border | np.pad(border, ((0, 0), (1, 0)))[:, :-1] | np.pad(border, ((1, 0), (0, 0)))[:-1, :]
-        rgb[thick] = colour
+        rgb[thick] = colour(value)[1]
     return Image.fromarray(rgb)
 
 
-def compare_figure(images: np.ndarray, clean: np.ndarray, noisy: np.ndarray, caption: str, notes: list[str]) -> Image.Image:
+def compare_figure(
+    images: np.ndarray, clean: np.ndarray, noisy: np.ndarray, caption: str, notes: list[str], label_set: LabelSet = CAMUS_LABELS
+) -> Image.Image:
     """One row per sample: clean contours left, noisy right; `caption` on top, `notes[i]` on row i."""
     width, height = figure_size(len(images))
     fig = Image.new("RGB", (width, height), (24, 24, 24))
     draw = ImageDraw.Draw(fig)
     draw.text((GAP, 6), caption, fill=(240, 240, 240))
-    draw.text((GAP, 20), "left: clean label    right: noisy label    red LV, green myocardium, blue atrium", fill=(170, 170, 170))
+    draw.text((GAP, 20), f"left: clean label    right: noisy label    {legend(label_set)}", fill=(170, 170, 170))
     for i in range(len(images)):
         top = CAPTION + i * (PANEL + GAP)
         for j, lab in enumerate((clean[i], noisy[i])):
             left = GAP + j * (PANEL + GAP)
-            fig.paste(contour_panel(images[i], lab), (left, top))
+            fig.paste(contour_panel(images[i], lab, label_set=label_set), (left, top))
         draw.text((GAP + 4, top + 4), notes[i], fill=(255, 255, 160))
     return fig
 
 
-def grid_figure(images: np.ndarray, labels: np.ndarray, caption: str, notes: list[str], columns: int = 4) -> Image.Image:
+def grid_figure(
+    images: np.ndarray, labels: np.ndarray, caption: str, notes: list[str], columns: int = 4, label_set: LabelSet = CAMUS_LABELS
+) -> Image.Image:
     """Images with their label contours in a grid of `columns`; `caption` on top, `notes[i]` on panel i."""
     rows = -(-len(images) // columns)
     width, height = columns * PANEL + (columns + 1) * GAP, CAPTION + rows * (PANEL + GAP)
     fig = Image.new("RGB", (width, height), (24, 24, 24))
     draw = ImageDraw.Draw(fig)
     draw.text((GAP, 6), caption, fill=(240, 240, 240))
-    draw.text((GAP, 20), "label contours: red LV cavity, green myocardium, blue left atrium", fill=(170, 170, 170))
+    draw.text((GAP, 20), f"label contours: {legend(label_set)}", fill=(170, 170, 170))
     for i in range(len(images)):
         left, top = GAP + (i % columns) * (PANEL + GAP), CAPTION + (i // columns) * (PANEL + GAP)
-        fig.paste(contour_panel(images[i], labels[i]), (left, top))
+        fig.paste(contour_panel(images[i], labels[i], label_set=label_set), (left, top))
         draw.text((left + 4, top + 4), notes[i], fill=(255, 255, 160))
     return fig
 
@@ -86,10 +107,6 @@ def check_png_path(path: Path) -> None:
 
 
 def save_png(fig: Image.Image, path: Path) -> None:
-    """Write `fig` to `path` via a temporary file and a rename, so no half-written PNG is left."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        fig.save(tmp, format="PNG")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write `fig` to `path` atomically (`bench.files`), so no half-written PNG is left."""
+    with atomic_writer(path) as f:
+        fig.save(f, format="PNG")

@@ -20,7 +20,10 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from bench.metrics import REGIONS, SURFACE_METRICS, evaluate_segmentation, image_diagonal, surface_metrics
+from bench.labelset import CAMUS_LABELS
+from bench.metrics import SURFACE_METRICS, evaluate_segmentation, image_diagonal, surface_metrics
+
+REGIONS = CAMUS_LABELS.regions
 
 N_IMAGES, SIZE = 200, 256
 

@@ -14,9 +14,14 @@ import pytest
 
 import bench
 from bench import BenchError, Data
+from bench.cache import CACHE_FORMAT
+from bench.labelset import CAMUS_LABELS, LabelSet, Structure
+
+#: a label set that is not CAMUS's, to see it survive the cache
+OTHER = LabelSet("other", (Structure(1, "a", "A"), Structure(2, "b", "B")), derived=(("ab", (1, 2)),), cavity="b")
 
 
-def make_data(seed: int = 0) -> Data:
+def make_data(seed: int = 0, label_set: LabelSet = CAMUS_LABELS) -> Data:
     g = np.random.default_rng(seed)
     n = 3
     info = pd.DataFrame({
@@ -28,20 +33,20 @@ def make_data(seed: int = 0) -> Data:
     })
     return Data(name="toy", images=g.integers(0, 256, (n, 20, 24), dtype=np.uint8),
                 labels=g.integers(0, 4, (n, 20, 24), dtype=np.uint8), spacing=g.uniform(0.1, 1, (n, 2)),
-                info=info, fingerprint="ignored", options={"size": 20, "splits": (1, 1, 1)})
+                info=info, fingerprint="ignored", options={"size": 20, "splits": (1, 1, 1)}, label_set=label_set)
 
 
 class Builder:
     """A build() that counts its calls."""
 
-    def __init__(self, seed: int = 0, fail: bool = False) -> None:
-        self.calls, self.seed, self.fail = 0, seed, fail
+    def __init__(self, seed: int = 0, fail: bool = False, label_set: LabelSet = CAMUS_LABELS) -> None:
+        self.calls, self.seed, self.fail, self.label_set = 0, seed, fail, label_set
 
     def __call__(self) -> Data:
         self.calls += 1
         if self.fail:
             raise BenchError("toy: the source is broken")
-        return make_data(self.seed)
+        return make_data(self.seed, self.label_set)
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ def npz_files(folder):
 
 
 def assert_same(a: Data, b: Data) -> None:
-    assert a.name == b.name and a.fingerprint == b.fingerprint and a.options == b.options
+    assert a.name == b.name and a.fingerprint == b.fingerprint and a.options == b.options and a.label_set == b.label_set
     for x, y in ((a.images, b.images), (a.labels, b.labels), (a.spacing, b.spacing)):
         assert x.dtype == y.dtype and np.array_equal(x, y)
     pd.testing.assert_frame_equal(a.info, b.info)
@@ -90,6 +95,30 @@ def test_hit_returns_identical_data_without_building(tmp_path, sources):
     assert first.info["sex"].iloc[0] == "M" and first.info["age"].dtype == np.int64 and first.info["flag"].dtype == bool
     assert first.fingerprint == expected_fingerprint({"size": 20}, sources, sources[0].parent)
     assert first.fingerprint == bench.cache_fingerprint("toy", {"size": 20}, sources)
+
+
+def test_label_set_round_trips_and_leaves_the_fingerprint_alone(tmp_path, sources):
+    cache = tmp_path / "cache"
+    build = Builder(label_set=OTHER)
+    first = bench.cached("toy", {"size": 20}, sources, build, cache)
+    second = bench.cached("toy", {"size": 20}, sources, build, cache)
+    assert build.calls == 1 and first.label_set == second.label_set == OTHER
+    assert second.fingerprint == expected_fingerprint({"size": 20}, sources, sources[0].parent)  # what published records carry
+
+
+def test_a_file_of_another_cache_format_is_stale(tmp_path, sources, capsys):
+    cache = tmp_path / "cache"
+    build = Builder()
+    bench.cached("toy", {"size": 20}, sources, build, cache)
+    (name,) = npz_files(cache)
+    with np.load(cache / name) as z:
+        members = {k: z[k] for k in z.files}
+    meta = json.loads(members["meta"].tobytes().decode())
+    members["meta"] = np.frombuffer(json.dumps({**meta, "format": CACHE_FORMAT - 1}).encode(), np.uint8)
+    with open(cache / name, "wb") as f:
+        np.savez(f, **members)
+    bench.cached("toy", {"size": 20}, sources, build, cache)
+    assert build.calls == 2 and f"cache format {CACHE_FORMAT - 1}, expected {CACHE_FORMAT}" in capsys.readouterr().err
 
 
 def test_changed_source_byte_or_param_changes_fingerprint_and_rebuilds(tmp_path, sources, capsys):

@@ -30,7 +30,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def current() -> dict:
-    env = {**os.environ, **PINNED_ENV}
+    # the child imports `bench` from this checkout, not from wherever the environment installed it
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, **PINNED_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     script = Path(__file__).with_name("golden_values.py")
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -14,11 +14,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 
 import bench
 from bench import leaderboard
 from bench.cli import main
-from bench.leaderboard import METRICS, load_records, render
+from bench.leaderboard import load_records, metric_columns, render
 from bench.record import Cell, Record, write_text_atomic
 
 T_975_DOF2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom (tables)
@@ -240,7 +241,8 @@ def test_every_format_renders(grid, template):
 
     back = pd.read_csv(io.StringIO(render(frame, "csv")))
     assert list(back.columns) == list(frame.columns) and len(back) == len(frame)
-    for col in [*METRICS, *(f"{m}_ci" for m in METRICS), "delta_dice", "delta_p", "n", "failed", "rank", "noise_level"]:
+    metrics = metric_columns(["lv", "myo", "la"])
+    for col in [*metrics, *(f"{m}_ci" for m in metrics), "delta_dice", "delta_p", "n", "failed", "rank", "noise_level"]:
         np.testing.assert_allclose(back[col].to_numpy(dtype=float), frame[col].to_numpy(dtype=float), rtol=1e-12, equal_nan=True)
     assert list(back["method"]) == list(frame["method"]) and list(back["noise"]) == list(frame["noise"])
 
@@ -259,6 +261,28 @@ def test_every_format_renders(grid, template):
     for external in ("http://", "https://", "src=", "href=", "<link", "url(", "@import", "<script"):
         assert external not in page, external
     assert "my_method&amp;co%" in page and "my_method&co" not in page
+
+
+def test_a_board_of_another_label_set_has_its_structures_columns(template):
+    records = []
+    for seed, method in enumerate(("baseline", "refurb")):
+        r = make(template, method, seed=seed)
+        r["metrics"]["dice"] = {"rv": 0.4, "lv": 0.6, "mean": 0.5}
+        records.append(r)
+    records.append(failed(template, "broken"))
+    frame = board(records)
+    dice = [c for c in frame.columns if c.startswith("dice_")]
+    assert dice == ["dice_rv", "dice_rv_ci", "dice_lv", "dice_lv_ci", "dice_mean", "dice_mean_ci"]
+    assert row(frame, "refurb")["dice_rv"] == pytest.approx(0.4)
+    md = render(frame, "md")
+    assert "| Dice RV | Dice LV | Dice mean |" in md and "MYO" not in md
+    assert "Dice RV" in render(frame, "table") and "Dice RV" in render(frame, "html") and "Dice RV" in render(frame, "latex")
+
+    from bench.display import summary_table
+
+    shown = Console(file=io.StringIO(), width=240)
+    shown.print(summary_table([Record.from_dict(r) for r in records]))
+    assert "Dice RV" in shown.file.getvalue() and "Dice MYO" not in shown.file.getvalue()
 
 
 def test_unknown_format_and_empty_board_are_errors(grid):

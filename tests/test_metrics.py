@@ -5,16 +5,16 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from brute_force import brute_boundary
 
 from bench.flagging import mixture_flags
+from bench.labelset import CAMUS_LABELS, LabelSet, Structure
 from bench.metrics import (
-    REGIONS,
     auroc,
     average_precision,
     biplane_volume,
     clinical_summary,
     detection_summary,
-    dice_per_structure,
     disc_diameters,
     ejection_fraction,
     evaluate_segmentation,
@@ -26,21 +26,20 @@ from bench.metrics import (
     surface_metrics,
 )
 
+#: a label set without derived regions or clinical roles, whose mean leaves one structure out
+OTHER = LabelSet("other", (Structure(1, "a", "A"), Structure(2, "b", "B")), mean_over=("b",))
 
-def test_dice_hand_computed_and_empty_cases():
+
+def test_segmentation_summary_hand_computed_and_empty_cases():
     truth = np.zeros((3, 4, 4), np.uint8)
     pred = np.zeros((3, 4, 4), np.uint8)
     truth[0, :2, :2] = 1  # 4 px
     pred[0, :2, :1] = 1  # 2 px, all inside: Dice = 2*2/(4+2)
     truth[1, 0, 0] = 2  # myo only in truth: Dice 0
     # image 2: everything empty: Dice 1 for every structure
-    d = dice_per_structure(pred, truth)
-    assert d["lv"] == pytest.approx([4 / 6, 1.0, 1.0])
-    assert d["myo"] == pytest.approx([1.0, 0.0, 1.0])
-    assert d["la"] == pytest.approx([1.0, 1.0, 1.0])
     s = segmentation_summary(pred, truth)
-    assert s["mean"] == pytest.approx(np.mean([s["lv"], s["myo"], s["la"]]))
-    assert not any(np.isnan(v) for v in s.values())
+    assert s == pytest.approx({"lv": (4 / 6 + 2) / 3, "myo": 2 / 3, "la": 1.0, "mean": ((4 / 6 + 2) / 3 + 2 / 3 + 1) / 3})
+    assert segmentation_summary(pred, truth, OTHER) == pytest.approx({"a": (4 / 6 + 2) / 3, "b": 2 / 3, "mean": 2 / 3})
 
 
 def brute_auroc(scores, positive):
@@ -85,18 +84,6 @@ def test_mixture_flags_finds_the_high_cluster():
 # ----------------------------------------------------------------- surface distances, against brute force
 
 
-def brute_boundary(mask):
-    """Pixels of `mask` with a 4-neighbour outside it or on the image edge, by an explicit loop."""
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    for r in range(h):
-        for c in range(w):
-            if mask[r, c]:
-                neighbours = [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)]
-                out[r, c] = any(not (0 <= i < h and 0 <= j < w) or not mask[i, j] for i, j in neighbours)
-    return out
-
-
 def brute_surface(a, b, spacing):
     """(HD95, HD, MSD) by all pairwise distances between boundary pixel centres (both masks non-empty)."""
     pa = np.argwhere(brute_boundary(a)) * spacing
@@ -117,7 +104,7 @@ def test_surface_metrics_equal_brute_force_on_random_masks(seed):
     spacing = rng.uniform(0.2, 1.5, (n, 2))  # anisotropic, different per image
     got = surface_metrics(pred, truth, spacing)
     for i in range(n):
-        for name, values in REGIONS.items():
+        for name, values in CAMUS_LABELS.regions.items():
             a, b = np.isin(pred[i], values), np.isin(truth[i], values)
             if a.any() and b.any():
                 want = brute_surface(a, b, spacing[i])
@@ -125,10 +112,6 @@ def test_surface_metrics_equal_brute_force_on_random_masks(seed):
                 assert not got["missed"][name][i]
             total = a.sum() + b.sum()
             assert got["dice"][name][i] == pytest.approx(2 * (a & b).sum() / total if total else 1.0)
-
-
-def test_regions_are_the_camus_structures_and_the_epicardium():
-    assert REGIONS == {"lv": (1,), "myo": (2,), "la": (3,), "epi": (1, 2)}
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -221,6 +204,22 @@ def test_evaluate_segmentation_layout():
         assert out[metric]["mean"] == pytest.approx(np.mean([out[metric][s] for s in ("lv", "myo", "la")]))
     assert out["dice"] == pytest.approx(segmentation_summary(pred, truth))
     assert set(out["epi"]) == {"dice", "hd95", "hd", "msd", "missed"}
+
+
+def test_evaluate_segmentation_takes_regions_and_mean_from_the_label_set():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, (4, 12, 12)).astype(np.uint8)
+    pred = rng.integers(0, 3, (4, 12, 12)).astype(np.uint8)
+    info = pd.DataFrame({"patient": ["p"] * 4, "view": ["2CH", "4CH", "2CH", "4CH"], "phase": ["ED", "ED", "ES", "ES"]})
+    out = evaluate_segmentation(pred, truth, np.full((4, 2), 0.5), info, OTHER)
+    assert set(out) == {"dice", "hd95", "hd", "msd", "missed", "clinical"}  # no derived region, no cavity: no clinical section
+    assert out["clinical"] is None and set(out["missed"]) == {"a", "b"}
+    per = surface_metrics(pred, truth, np.full((4, 2), 0.5), OTHER)
+    for metric in ("dice", "hd95", "hd", "msd"):
+        assert set(out[metric]) == {"a", "b", "mean"} and out[metric]["mean"] == out[metric]["b"]
+        assert out[metric]["a"] == pytest.approx(per[metric]["a"].mean())
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        surface_metrics(np.full((1, 3, 3), 3, np.uint8), truth[:1, :3, :3], np.ones((1, 2)), OTHER)
 
 
 # ------------------------------------------------------------------- clinical: areas, discs, EF
@@ -317,6 +316,22 @@ def test_lv_area_in_mm2():
     labels[0, :3, :4] = 1
     labels[1, 0, 0] = 2
     assert lv_area(labels, np.array([[0.5, 0.2], [1.0, 1.0]])) == pytest.approx([12 * 0.1, 0.0])
+
+
+def test_clinical_metrics_follow_the_label_sets_cavity_and_atrium():
+    """The same anatomy under other label values (atrium 1, cavity 2) measures the same; without an atrium the base is the bottom row."""
+    swapped = LabelSet("swapped", (Structure(1, "atrium", "A"), Structure(2, "cavity", "C")), cavity="cavity", atrium="atrium")
+    no_atrium = LabelSet("no-atrium", (Structure(1, "cavity", "C"),), cavity="cavity")
+    sp = np.array([0.5, 0.4])
+    label = ellipse_label((200, 200), sp, 40.0, 15.0, half=True, atrium=True, angle=0.2)
+    relabelled = np.array([0, 2, 0, 1], np.uint8)[label]
+    np.testing.assert_array_equal(np.stack(long_axis(relabelled, sp, swapped)), np.stack(long_axis(label, sp)))
+    assert disc_diameters(relabelled, sp, label_set=swapped)[1] == pytest.approx(disc_diameters(label, sp)[1])
+    assert lv_area(relabelled[None], sp, swapped) == pytest.approx(lv_area(label[None], sp))
+    cavity_only = np.where(label == 1, 1, 0).astype(np.uint8)
+    np.testing.assert_array_equal(np.stack(long_axis(cavity_only, sp, no_atrium)), np.stack(long_axis(cavity_only, sp)))
+    info = pd.DataFrame({"patient": ["p"], "view": ["2CH"], "phase": ["ED"]})
+    assert clinical_summary(label[None], label[None], sp[None], info, OTHER) is None  # no cavity: no clinical section
 
 
 # ------------------------------------------------------------------- detection extras and refurbishment

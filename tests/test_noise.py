@@ -2,16 +2,17 @@
 
 import inspect
 import itertools
-from collections import deque
 
 import numpy as np
 import pytest
+from brute_force import flood_components, hole_pixels, masks
 from PIL import Image
 
 import bench
 from bench import BenchError, apply_noise, parse_noise
 from bench.cli import main
-from bench.noise import _topology, label_dice, make_valid, select_corrupted
+from bench.labelset import LabelSet, Structure
+from bench.noise import select_corrupted
 from bench.trial import protocol_data
 
 
@@ -98,52 +99,6 @@ def test_canonical_spec_text_leaves_defaults_out():
     assert parse_noise("systematic:0.5,mm=4,structure=la").text == "systematic:0.5,mm=4.0,structure=la"
 
 
-# --------------------------------------------------------------------------- independent helpers (pure Python / numpy, no scipy)
-
-
-def flood_components(mask: np.ndarray, eight: bool = True) -> int:
-    """Number of connected components of `mask` by breadth-first search (8- or 4-connected)."""
-    seen = np.zeros_like(mask, dtype=bool)
-    steps = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if eight else [])
-    h, w = mask.shape
-    count = 0
-    for r0, c0 in np.argwhere(mask):
-        if seen[r0, c0]:
-            continue
-        count += 1
-        seen[r0, c0] = True
-        queue = deque([(r0, c0)])
-        while queue:
-            r, c = queue.popleft()
-            for dr, dc in steps:
-                rr, cc = r + dr, c + dc
-                if 0 <= rr < h and 0 <= cc < w and mask[rr, cc] and not seen[rr, cc]:
-                    seen[rr, cc] = True
-                    queue.append((rr, cc))
-    return count
-
-
-def flood_holes(mask: np.ndarray) -> int:
-    """Pixels outside `mask` that no 4-connected path outside `mask` joins to the image border."""
-    outside = np.pad(~mask, 1, constant_values=True)
-    reached = np.zeros_like(outside)
-    reached[0, 0] = True
-    queue = deque([(0, 0)])
-    h, w = outside.shape
-    while queue:
-        r, c = queue.popleft()
-        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < h and 0 <= cc < w and outside[rr, cc] and not reached[rr, cc]:
-                reached[rr, cc] = True
-                queue.append((rr, cc))
-    return int((outside & ~reached).sum())
-
-
-def masks(lab: np.ndarray) -> dict[str, np.ndarray]:
-    return {"lv": lab == 1, "myo": lab == 2, "la": lab == 3, "heart": lab > 0}
-
-
 def partner_id(sample_id: str) -> str:
     """patient0001_2CH_ED <-> patient0001_2CH_ES, by string surgery (independent of the info table)."""
     return sample_id[:-2] + {"ED": "ES", "ES": "ED"}[sample_id[-2:]]
@@ -206,11 +161,11 @@ def test_noisy_labels_are_valid_label_maps(phantom, spec):
     assert res.labels.max() <= 3
     omission = spec.startswith("omission")
     for clean, noisy in zip(phantom.labels, res.labels, strict=True):
-        if flood_holes(clean > 0) == 0:
-            assert flood_holes(noisy > 0) == 0, spec  # no hole in the heart
+        if not hole_pixels(clean > 0).any():
+            assert not hole_pixels(noisy > 0).any(), spec  # no hole in the heart
         for key, (mc, mn) in zip(masks(clean), zip(masks(clean).values(), masks(noisy).values(), strict=True), strict=True):
-            if key != "heart" and flood_components(mc) <= 1:
-                assert flood_components(mn) <= 1, (spec, key)
+            if key != "heart" and len(flood_components(mc)) <= 1:
+                assert len(flood_components(mn)) <= 1, (spec, key)
                 if not omission:
                     assert mn.any() or not mc.any(), (spec, key)  # no structure vanishes but by omission
 
@@ -365,65 +320,16 @@ def test_markov_preference_biases_the_boundary(phantom):
     assert (area_change(shrink, phantom.labels, 3) < 0).all()
 
 
-# --------------------------------------------------------------------------- validity repair and bookkeeping
+# --------------------------------------------------------------------------- label sets and the trial's data
 
 
-def test_make_valid_repairs_what_the_clean_label_did_not_have():
-    clean = heart()
-    broken = clean.copy()
-    broken[1:3, 1:3] = 1  # a stray cavity island
-    broken[7, 10] = 0  # a hole in the wall (and so in the heart)
-    broken[20, 20] = 3  # an atrium island inside the cavity
-    broken[12:14, 15:17] = 0  # a hole in the cavity
-    fixed = make_valid(clean, broken)
-    np.testing.assert_array_equal(fixed, clean)
-    # a wall closed across the mitral plane encloses the cavity: wrong, but a valid label map, left alone
-    closed = clean.copy()
-    closed[29, 13:27] = 2
-    np.testing.assert_array_equal(make_valid(clean, closed), closed)
-    # a defect the clean label has too is left alone
-    two = clean.copy()
-    two[1:3, 1:3] = 1
-    assert make_valid(two, two)[1, 1] == 1
-
-
-def test_topology_counts_match_flood_fill_on_random_blobs():
-    rng = np.random.default_rng(0)
-    for _ in range(40):
-        lab = rng.integers(0, 4, (14, 17)).astype(np.uint8)
-        lab[rng.random(lab.shape) < 0.4] = 0
-        comps, holes = _topology(lab)
-        for k, m in enumerate(masks(lab).values()):
-            assert comps[k] == flood_components(m)
-            # holes as components of the enclosed background (4-connected)
-            outside = np.pad(~m, 1, constant_values=True)
-            assert holes[k] == flood_components(_enclosed(outside), eight=False)
-
-
-def _enclosed(outside: np.ndarray) -> np.ndarray:
-    """Pixels of `outside` not 4-connected to its corner (the padded border), as a mask."""
-    reached = np.zeros_like(outside)
-    reached[0, 0] = True
-    queue = deque([(0, 0)])
-    h, w = outside.shape
-    while queue:
-        r, c = queue.popleft()
-        for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            rr, cc = r + dr, c + dc
-            if 0 <= rr < h and 0 <= cc < w and outside[rr, cc] and not reached[rr, cc]:
-                reached[rr, cc] = True
-                queue.append((rr, cc))
-    return outside & ~reached
-
-
-def test_label_dice_by_hand():
-    a = np.zeros((1, 4, 4), np.uint8)
-    b = np.zeros((1, 4, 4), np.uint8)
-    a[0, :2, :2] = 1  # 4 px of LV
-    b[0, :2, :1] = 1  # 2 px, both inside a's
-    a[0, 3, 3] = 3  # LA in a only
-    # LV 2*2/(4+2) = 2/3, MYO absent from both = 1, LA 0
-    assert label_dice(a, b)[0] == pytest.approx((2 / 3 + 1 + 0) / 3)
+def test_labels_of_another_label_set_take_only_noise_none():
+    other = LabelSet("two", (Structure(1, "a", "A"), Structure(2, "b", "B")))
+    lab = heart()[None].clip(0, 2)
+    with pytest.raises(BenchError) as err:
+        apply_noise("systematic:1", lab, np.ones((1, 2)), ["a"], seed=0, label_set=other)
+    assert "label set 'two'" in str(err.value) and "noise none" in str(err.value) and "\n" not in str(err.value)
+    np.testing.assert_array_equal(apply_noise("none", lab, np.ones((1, 2)), ["a"], seed=0, label_set=other).labels, lab)
 
 
 def test_trial_data_with_info_supports_every_type():
@@ -453,7 +359,7 @@ def test_noise_show_writes_a_png_of_the_documented_size(tmp_path, capsys):
         assert (pixels == colour).all(axis=2).any()
     said = capsys.readouterr().out
     assert "systematic:0.5" in said and "mean label Dice" in said
-    assert not list(tmp_path.glob("*.part"))
+    assert [p.name for p in tmp_path.iterdir()] == ["sys.png"]  # no temporary file left beside it
 
 
 @pytest.mark.parametrize("spec", ["systematic:1.5", "blur:0.5", "coarse:0.5,vertices=2", "omission:0.5,size=3"])
