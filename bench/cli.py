@@ -356,8 +356,8 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     """`bench leaderboard`: read records, aggregate them into a board, print it or write it atomically to --out."""
+    from bench.files import write_text_atomic
     from bench.leaderboard import SUFFIX_FORMATS, board, load_records, print_tables, render
-    from bench.record import write_text_atomic
 
     fmt = args.format or (SUFFIX_FORMATS.get(args.out.suffix.lower(), "table") if args.out is not None else "table")
     if args.out is not None and args.out.is_dir():

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+    from bench.labelset import LabelSet
     from bench.protocols import Protocol
 
 
@@ -58,7 +59,7 @@ class TrialInputs:
     given: np.ndarray  # uint8 (N, H, W), read-only: the (noisy) training labels as given
     ids: tuple[str, ...]
     info: pd.DataFrame | None  # one metadata row per training sample (id, patient, view, phase, ...)
-    num_classes: int  # background + the dataset's structures
+    label_set: LabelSet  # what the label values mean (the dataset's structures)
     device: torch.device  # where the model runs; state stays on the CPU and batches move (bench.device)
     #: the noise truth (bool (N,): which samples are corrupted); None unless the recipe's
     #: detector is a reference (`Detector.reference`), the only role allowed to read it
@@ -68,6 +69,11 @@ class TrialInputs:
     def n(self) -> int:
         """Number of training samples."""
         return len(self.ids)
+
+    @property
+    def num_classes(self) -> int:
+        """Background + the dataset's structures: the model's output channels."""
+        return self.label_set.num_classes
 
 
 class History:

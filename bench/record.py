@@ -13,9 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.files import write_text_atomic
 
 SCHEMA = "echo-noise-bench/record"
 SCHEMA_VERSION = 1
@@ -48,7 +47,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "dataset": ("name", "fingerprint", "n_train", "n_test"),
     "method": ("name", "recipe"),
     "noise": ("spec", "type", "level", "params", "n_corrupted", "mean_label_dice"),
-    "metrics": ("dice", "hd95", "hd", "msd", "missed", "epi", "clinical", "detection", "refurbishment"),
+    "metrics": ("dice", "hd95", "hd", "msd", "missed", "clinical", "detection", "refurbishment"),
     "cost": ("wall_s", "train_s", "detect_s", "epochs"),
     "provenance": ("bench_version", "git_commit", "packages", "device", "command", "created"),
 }
@@ -384,19 +383,3 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
             if isinstance(values, list) and _number(total) and all(v in (0, 1) for v in values) and sum(values) != total:
                 problems.append(f"per_sample.{key} marks {sum(values)} samples but the record counts {total}")
     return problems
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and a rename (never half-written); mode 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # boards and records are for publishing; mkstemp would leave them private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.labelmaps import dice_from_counts
 from bench.method import (
     Batch,
     Corrector,
@@ -47,9 +48,7 @@ def overlaps(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torc
 
 def overlap_dice(counts: np.ndarray) -> np.ndarray:
     """Per-sample, per-structure Dice (..., S) from `overlaps` counts; 1 where both are empty."""
-    inter, pred, target = counts[..., 0], counts[..., 1], counts[..., 2]
-    total = pred + target
-    return np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)
+    return dice_from_counts(counts[..., 0], counts[..., 1], counts[..., 2])
 
 
 def per_sample_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float) -> torch.Tensor:

@@ -22,7 +22,6 @@ from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
 from bench.method import Recipe, Trial, TrialInputs, detectors, methods, read_only
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
-from bench.model import NUM_CLASSES
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import Record, method_section, noise_section, protocol_section, provenance_section
@@ -77,7 +76,7 @@ def initial_trial(
         given=read_only(noisy.labels),
         ids=tuple(train.ids),
         info=train.info,
-        num_classes=NUM_CLASSES,
+        label_set=train.label_set,
         device=device or torch.device("cpu"),
         truth_corrupted=read_only(noisy.corrupted) if reference else None,
     )
@@ -126,14 +125,14 @@ def run_trial(
     seed_everything(seed)
     parts = protocol_data(proto, data_root)
     train, test = parts["train"], parts["test"]
-    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info)
+    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info, label_set=train.label_set)
 
     trial = initial_trial(proto, seed, train, noisy, recipe, where)
     result = fit(trial, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
     pred = trial.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
-    seg = evaluate_segmentation(pred, test.labels, test.spacing, test.info)
+    seg = evaluate_segmentation(pred, test.labels, test.spacing, test.info, label_set=test.label_set)
     eval_s = time.perf_counter() - t_eval
 
     detection = None
@@ -155,11 +154,11 @@ def run_trial(
             "hd": seg["hd"],
             "msd": seg["msd"],
             "missed": seg["missed"],
-            "epi": seg["epi"],
+            **{name: seg[name] for name, _ in test.label_set.derived},
             "clinical": seg["clinical"],
             "detection": detection,
             "refurbishment": refurbishment_summary(
-                result.refurbished, noisy.corrupted, train.labels, noisy.labels, trial.labels.astype(np.uint8)
+                result.refurbished, noisy.corrupted, train.labels, noisy.labels, trial.labels.astype(np.uint8), train.label_set
             ),
             "final_train_loss": float(trial.history.losses[-1].mean()),
         },

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from bench import BenchError, Data, cached, datasets
+from bench import CAMUS_LABELS, BenchError, Data, cached, datasets
 
 #: Environment variable naming the local CAMUS copy when no root is passed.
 ENV_ROOT = "ECHO_NOISE_BENCH_CAMUS"
@@ -489,6 +489,8 @@ def camus(*, size: int, root: Path | None = None, fold: int | None = None, cache
         for column in ("age", "ed_frame", "es_frame", "nb_frame"):
             if info[column].notna().all():
                 info[column] = info[column].astype(np.int64)
-        return Data(name="camus", images=images, labels=labels, spacing=spacing, info=info, fingerprint="", options=options)
+        return Data(
+            name="camus", images=images, labels=labels, spacing=spacing, info=info, fingerprint="", options=options, label_set=CAMUS_LABELS
+        )
 
     return cached("camus", params, sources, build, cache_dir)

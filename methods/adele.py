@@ -117,7 +117,7 @@ class AdeleTrainer(Trainer):
 
     def setup(self, trial: Trial) -> torch.nn.Module:
         p = trial.protocol
-        self.model = build_model(p, trial.device)
+        self.model = build_model(p, trial.device, trial.inputs.num_classes)
         self.stride = 2**p.encoder_depth
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         return self.model

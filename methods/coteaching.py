@@ -77,10 +77,10 @@ class CoTeachingTrainer(Trainer):
 
     def setup(self, trial: Trial) -> torch.nn.Module:
         p = trial.protocol
-        model = build_model(p, trial.device)
+        model = build_model(p, trial.device, trial.inputs.num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(trial.seed + 1)
-            self.peer = build_model(p, trial.device)
+            self.peer = build_model(p, trial.device, trial.inputs.num_classes)
         self.models = (model, self.peer)
         self.optimizers = tuple(torch.optim.Adam(m.parameters(), lr=p.lr, weight_decay=p.weight_decay) for m in self.models)
         return model

@@ -1,8 +1,8 @@
 """Pseudo-label refurbishment: replace flagged labels with the model's own prediction.
 
 The prediction (argmax of the current model in eval mode) is cleaned into a
-valid label map: the largest connected component of each structure, holes
-filled. With `min_confidence`, pixels where the model's top probability is
+valid label map (`bench.clean_label_map`): the largest connected component of
+each structure, holes filled. With `min_confidence`, pixels where the model's top probability is
 below it keep the label trained on until then.
 """
 
@@ -10,23 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-from bench import STRUCTURES, Refurbisher, Refurbishment, Trial, refurbishers
-
-
-def clean_label_map(pred: np.ndarray) -> np.ndarray:
-    """Largest connected component per structure, holes (of background) filled; (H, W) uint8."""
-    out = np.zeros_like(pred)
-    for value in STRUCTURES:
-        comps, n = ndimage.label(pred == value)
-        if n:
-            sizes = np.bincount(comps.ravel())[1:]
-            out[comps == 1 + int(np.argmax(sizes))] = value
-    for value in STRUCTURES:
-        holes = ndimage.binary_fill_holes(out == value) & (out == 0)
-        out[holes] = value
-    return out
+from bench import Refurbisher, Refurbishment, Trial, clean_label_map, refurbishers
 
 
 @refurbishers.register("pseudo-label")
@@ -43,7 +28,8 @@ class PseudoLabel(Refurbisher):
             return Refurbishment(index)
         prob = trial.predict(trial.images[torch.from_numpy(index)])
         top, pred = prob.max(1)
-        new = torch.from_numpy(np.stack([clean_label_map(p) for p in pred.numpy().astype(np.uint8)]).astype(np.int64))
+        label_set = trial.inputs.label_set
+        new = torch.from_numpy(np.stack([clean_label_map(p, label_set) for p in pred.numpy().astype(np.uint8)]).astype(np.int64))
         if self.min_confidence is not None:
             new = torch.where(top < self.min_confidence, trial.label_tensor(index), new)
         return Refurbishment(index, labels=new)

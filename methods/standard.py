@@ -13,7 +13,7 @@ class StandardTrainer(Trainer):
 
     def setup(self, trial: Trial) -> torch.nn.Module:
         p = trial.protocol
-        self.model = build_model(p, trial.device)
+        self.model = build_model(p, trial.device, trial.inputs.num_classes)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         return self.model
 

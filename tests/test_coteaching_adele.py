@@ -35,7 +35,7 @@ def make_trial(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> benc
         given=labels.numpy().astype(np.uint8),
         ids=tuple(f"s{i}" for i in range(n)),
         info=None,
-        num_classes=4,
+        label_set=bench.CAMUS_LABELS,
         device=torch.device("cpu"),
     )
     return bench.Trial(inputs, labels.clone(), torch.ones(n), torch.Generator().manual_seed(seed))

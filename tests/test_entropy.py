@@ -32,7 +32,7 @@ def trial_with(model: torch.nn.Module, n: int = 5) -> bench.Trial:
         given=np.zeros((n, *shape), dtype=np.uint8),
         ids=tuple(f"s{i}" for i in range(n)),
         info=None,
-        num_classes=model.logits.shape[0],
+        label_set=bench.CAMUS_LABELS,  # four classes, as the models below predict
         device=torch.device("cpu"),
     )
     trial = bench.Trial(inputs, torch.zeros(n, *shape, dtype=torch.int64), torch.ones(n), torch.Generator())

@@ -19,8 +19,9 @@ from rich.console import Console
 import bench
 from bench import leaderboard
 from bench.cli import main
+from bench.files import write_text_atomic
 from bench.leaderboard import load_records, metric_columns, render
-from bench.record import Cell, Record, write_text_atomic
+from bench.record import Cell, Record
 
 T_975_DOF2 = 4.302652729911275  # Student t, 97.5% quantile, 2 degrees of freedom (tables)
 T_975_DOF1 = 12.706204736174707  # ... 1 degree of freedom

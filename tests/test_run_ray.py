@@ -46,7 +46,7 @@ def test_run_usage_errors_are_one_line_before_ray_starts(tmp_path, capsys, argv,
 
 
 def test_check_existing_skips_ok_reruns_failed_and_refuses_a_changed_protocol(tmp_path):
-    from bench.record import write_text_atomic
+    from bench.files import write_text_atomic
     from bench.runner import TrialSpec, cell_path, check_existing, failed_record
     from bench.trial import run_trial
 

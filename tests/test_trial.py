@@ -7,7 +7,7 @@ import pytest
 
 import bench
 from bench.noise import apply_noise
-from bench.record import Cell, Record, write_text_atomic
+from bench.record import Cell, Record
 from bench.trial import protocol_data
 
 
@@ -84,21 +84,6 @@ def test_a_record_round_trips_through_its_file_key_order_included(tmp_path, loss
         "provenance",
     ]  # fmt: skip
     assert Record.read(path).to_json() == path.read_text()
-
-
-def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
-    path = tmp_path / "folder" / "file.json"
-
-    class Boom:
-        def __str__(self) -> str:
-            raise RuntimeError("boom")
-
-    with pytest.raises(TypeError):
-        write_text_atomic(path, Boom())  # type: ignore[arg-type]
-    assert list(path.parent.iterdir()) == []
-    write_text_atomic(path, "{}\n")
-    assert path.read_text() == "{}\n" and [p.name for p in path.parent.iterdir()] == [path.name]
-    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_a_non_finite_training_loss_stops_the_trial():

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.record import Cell, write_text_atomic
+from bench.files import write_text_atomic
+from bench.record import Cell
 from bench.trial import run_trial
 
 
