@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -269,8 +270,12 @@ def duplicate_cells(records: Iterable[tuple[Path | str, Record]]) -> list[tuple[
     return found
 
 
+_OPTIONAL_TOP = {"per_sample": (dict, type(None)), "error": (str, type(None)), "traceback": (list, type(None))}
+_SURFACE = ("hd95", "hd", "msd")
+
+
 def _shape_problems(record: Any) -> list[str]:
-    """Problems with a record's shape: keys, types, schema, status, ranges of Dice and distances (empty list = valid)."""
+    """Problems with a record's shape: keys (none unknown), types, schema, status, per-structure sections (empty list = valid)."""
     if not isinstance(record, dict):
         return ["record is not a JSON object"]
     problems = []
@@ -279,26 +284,73 @@ def _shape_problems(record: Any) -> list[str]:
             problems.append(f"missing '{key}'")
         elif not isinstance(record[key], kind) or isinstance(record[key], bool):
             problems.append(f"'{key}' has type {type(record[key]).__name__}")
+    for key, kinds in _OPTIONAL_TOP.items():
+        if key in record and not isinstance(record[key], kinds):
+            problems.append(f"'{key}' has type {type(record[key]).__name__}")
+    problems += [f"unknown key '{k}'" for k in record if k not in _TOP_LEVEL and k not in _OPTIONAL_TOP]
     if problems:
         return problems
     if record["schema"] != SCHEMA or record["schema_version"] != SCHEMA_VERSION:
         problems.append(f"schema is {record['schema']} v{record['schema_version']}, expected {SCHEMA} v{SCHEMA_VERSION}")
     if record["status"] not in ("ok", "failed"):
         problems.append(f"status '{record['status']}' is neither ok nor failed")
+    if record["seed"] < 0:
+        problems.append(f"seed {record['seed']} is negative; seeds are non-negative integers")
     for section, keys in _SECTIONS.items():
         if record["status"] == "failed" and section in ("metrics", "cost"):
             continue
         problems += [f"missing '{section}.{k}'" for k in keys if k not in record[section]]
-    if record["status"] == "ok":
-        dice = record["metrics"].get("dice", {})
-        for name, value in dice.items() if isinstance(dice, dict) else []:
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                problems.append(f"metrics.dice.{name} = {value!r} is not in [0, 1]")
-        for metric in ("hd95", "hd", "msd"):  # surface distances in mm: finite and non-negative, never NaN
-            values = record["metrics"].get(metric, {})
-            for name, value in values.items() if isinstance(values, dict) else []:
-                if not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
-                    problems.append(f"metrics.{metric}.{name} = {value!r} is not a finite distance")
+    if record["status"] == "failed":
+        if not isinstance(record.get("error"), str) or not record["error"].strip():
+            problems.append("a failed record must say why in 'error'")
+        if record["metrics"] or record["cost"]:
+            problems.append("a failed record has no metrics or cost")
+    elif record["status"] == "ok":
+        if "error" in record or "traceback" in record:
+            problems.append("an ok record has no 'error' or 'traceback'")
+        problems += _region_problems(record["metrics"], "metrics")
+    return problems
+
+
+def _region_problems(section: dict[str, Any], where: str) -> list[str]:
+    """Dice in [0, 1], finite non-negative distances with HD95 <= HD and MSD <= HD, per structure, in `section`.
+
+    `metrics` holds {metric: {structure: value}} with a `mean` over the structures; a derived
+    region (`epi`) holds {metric: value} for itself.
+    """
+    problems: list[str] = []
+    per_structure = where == "metrics"
+    tables = {m: section.get(m) for m in ("dice", *_SURFACE)}
+    if per_structure:
+        for metric, table in tables.items():
+            if not isinstance(table, dict) or not table:
+                return [f"{where}.{metric} = {table!r} is not a table of numbers per structure"]
+        names = set(tables["dice"])
+        if "mean" not in names or len(names) < 2:
+            return [f"{where}.dice has no mean or no structure: {sorted(names)}"]
+        problems += [f"{where}.{m} names {sorted(t)}, not dice's {sorted(names)}" for m, t in tables.items() if set(t) != names]
+        if problems:
+            return problems
+        rows = {name: {m: tables[m][name] for m in tables} for name in sorted(names)}
+    else:
+        rows = {"": tables}
+    for name, row in rows.items():
+        at = f".{name}" if name else ""
+        dice = row["dice"]
+        if not _number(dice) or not 0.0 <= dice <= 1.0:
+            problems.append(f"{where}.dice{at} = {dice!r} is not in [0, 1]")
+        distances = {m: row[m] for m in _SURFACE}
+        bad = [m for m, v in distances.items() if not (_number(v) and 0.0 <= v < float("inf"))]
+        problems += [f"{where}.{m}{at} = {distances[m]!r} is not a finite distance" for m in bad]
+        if not bad and not distances["hd95"] <= distances["hd"] + 1e-9:
+            problems.append(f"{where}.hd{at} = {distances['hd']!r} is smaller than hd95 = {distances['hd95']!r}")
+        if not bad and not distances["msd"] <= distances["hd"] + 1e-9:
+            problems.append(f"{where}.hd{at} = {distances['hd']!r} is smaller than msd = {distances['msd']!r}")
+    if per_structure and not problems:
+        parts = [v for k, v in tables["dice"].items() if k != "mean"]
+        mean = tables["dice"]["mean"]
+        if abs(sum(parts) / len(parts) - mean) > 1e-9:
+            problems.append(f"{where}.dice.mean = {mean!r} is not the mean of its structures ({sum(parts) / len(parts)!r})")
     return problems
 
 
@@ -328,6 +380,27 @@ def _fraction(value: Any, what: str) -> list[str]:
     return []
 
 
+def _clinical_problems(clinical: Any) -> list[str]:
+    """The clinical section: counts, non-negative errors, |bias| <= mean absolute error <= its 95th percentile's bound."""
+    if clinical is None:
+        return []
+    if not isinstance(clinical, dict):
+        return [f"metrics.clinical = {clinical!r} is neither a table nor null"]
+    problems = _count(clinical.get("n_patients"), "metrics.clinical.n_patients", None, "")
+    problems += _count(clinical.get("n_failed"), "metrics.clinical.n_failed", clinical.get("n_patients"), "metrics.clinical.n_patients")
+    errors = ("ef_abs_error_mean", "ef_abs_error_p95", "lv_area_abs_error_mean_cm2", "lv_area_abs_error_p95_cm2")
+    for key in errors:
+        value = clinical.get(key)
+        if value is not None and not (_number(value) and 0.0 <= value < float("inf")):
+            problems.append(f"metrics.clinical.{key} = {value!r} is not a finite non-negative error")
+    bias, mean = clinical.get("ef_bias"), clinical.get("ef_abs_error_mean")
+    if bias is not None and not (_number(bias) and math.isfinite(bias)):
+        problems.append(f"metrics.clinical.ef_bias = {bias!r} is not a finite number")
+    elif _number(bias) and _number(mean) and abs(bias) > mean + 1e-9:
+        problems.append(f"metrics.clinical.ef_bias = {bias!r} is larger than the mean absolute error {mean!r}")
+    return problems
+
+
 def _value_problems(record: dict[str, Any]) -> list[str]:
     """Values no trial can produce (beyond the shape checks); empty list = plausible.
 
@@ -342,11 +415,22 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
     noise = record["noise"]
     problems += _fraction(noise.get("level"), "noise.level")
     problems += _count(noise.get("n_corrupted"), "noise.n_corrupted", n_train, "dataset.n_train")
+    if record["status"] == "ok" and _number(n_train) and _number(noise.get("level")) and _number(noise.get("n_corrupted")):
+        expected = round(noise["level"] * n_train)  # the generators corrupt exactly round(level x N) samples
+        if noise["n_corrupted"] != expected:
+            problems.append(f"noise.n_corrupted = {noise['n_corrupted']} is not round(level x n_train) = {expected}")
     problems += _fraction(noise.get("mean_label_dice"), "noise.mean_label_dice")
     for key, value in record["cost"].items():
         if key.endswith("_s") and not (_number(value) and 0.0 <= value < float("inf")):
             problems.append(f"cost.{key} = {value!r} is not a finite non-negative time")
     metrics = record["metrics"]
+    for key, value in metrics.items():  # derived regions (epi): one region's Dice and distances
+        if isinstance(value, dict) and "dice" in value and key != "dice":
+            problems += _region_problems(value, f"metrics.{key}")
+    missed = metrics.get("missed")
+    for name, value in (missed.items() if isinstance(missed, dict) else []):
+        problems += _count(value, f"metrics.missed.{name}", record["dataset"].get("n_test"), "dataset.n_test")
+    problems += _clinical_problems(metrics.get("clinical"))
     loss = metrics.get("final_train_loss")
     if loss is not None and not (_number(loss) and 0.0 <= loss < float("inf")):
         problems.append(f"metrics.final_train_loss = {loss!r} is not a finite non-negative loss")
@@ -376,8 +460,10 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
                 problems.append(f"per_sample.{key} is not a list")
             elif _number(n_train) and len(values) != n_train:
                 problems.append(f"per_sample.{key} has {len(values)} entries, not one per training sample ({n_train})")
-            elif key != "scores" and any(v not in (0, 1) for v in values):
+            elif key != "scores" and any(v not in (0, 1) or isinstance(v, bool) for v in values):
                 problems.append(f"per_sample.{key} holds values other than 0 and 1")
+            elif key == "scores" and not all(_number(v) and math.isfinite(v) for v in values):
+                problems.append("per_sample.scores holds values that are not finite numbers")
         for key, total in (("flags", (detection or {}).get("n_flagged")), ("corrupted", noise.get("n_corrupted"))):
             values = per_sample.get(key)
             if isinstance(values, list) and _number(total) and all(v in (0, 1) for v in values) and sum(values) != total:

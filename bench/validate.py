@@ -13,6 +13,7 @@ that needs files (CAMUS) is checked only with `data_root`, else noted as uncheck
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,43 @@ def _protocol_problems(record: Record) -> list[str]:
         return [f"protocol {name} v{version} is not registered (registered: v{registered.version})"]
     if digest != registered.hash:
         return [f"protocol hash {digest} differs from the registered {name} v{version} ({registered.hash})"]
+    return []
+
+
+def _name_problems(record: Record) -> list[str]:
+    """The method must be registered here, and the noise spec must parse to exactly what the record says it is."""
+    from bench.method import methods
+    from bench.noise import parse_noise
+
+    problems = []
+    method = record.method.get("name")
+    if method not in methods.names():
+        problems.append(f"unknown method '{method}' (not registered here: install its plugin, see: bench list methods)")
+    noise = record.noise
+    try:
+        spec = parse_noise(str(noise.get("spec")))
+    except BenchError as error:
+        return [*problems, f"noise spec does not parse: {error}"]
+    if spec.text != noise.get("spec"):
+        problems.append(f"noise spec '{noise.get('spec')}' is not written canonically ('{spec.text}')")
+    recorded = {"type": noise.get("type"), "level": noise.get("level"), "params": noise.get("params")}
+    parsed = {"type": spec.type, "level": spec.level, "params": spec.params}
+    for key in (k for k in parsed if recorded[k] != parsed[k]):
+        problems.append(f"noise.{key} = {recorded[key]!r} does not match its spec '{spec.text}' ({parsed[key]!r})")
+    return problems
+
+
+def _file_problems(file: Path, record: Record) -> list[str]:
+    """A file named `seed<k>.json` must hold seed k, and inside a record tree (`.../v<version>/...`) sit at its cell's path."""
+    match = re.fullmatch(r"seed(\d+)\.json", file.name)
+    if match is None:
+        return []
+    if int(match.group(1)) != record.seed:
+        return [f"the file is named for seed {match.group(1)} but holds seed {record.seed}"]
+    expected = record.cell.path(Path()).parts  # (protocol, v<version>, method, noise, seed<k>.json)
+    tail = file.parts[-len(expected) :]
+    if len(tail) == len(expected) and re.fullmatch(r"v\d+", tail[1]) and tail != expected:
+        return [f"the file sits at {'/'.join(tail)} but holds {'/'.join(expected)}; move it there"]
     return []
 
 
@@ -80,7 +118,7 @@ def check_records(files: list[Path], data_root: Path | None = None, notes: list[
             problems += [(file, p) for p in found]
             continue
         record = Record.from_dict(data, str(file))
-        problems += [(file, p) for p in _protocol_problems(record)]
+        problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
         valid.append((file, record))
         fingerprint = record.dataset.get("fingerprint")
         if fingerprint is not None:
@@ -102,9 +140,12 @@ def check_records(files: list[Path], data_root: Path | None = None, notes: list[
 def validate_paths(paths: list[Path], data_root: Path | None = None) -> tuple[int, list[tuple[Path, str]], list[str]]:
     """(number of record files checked, problems, notes on what could not be checked) for every record under `paths`.
 
-    BenchError for a missing path. `data_root` is where datasets that read files (CAMUS) find them.
+    BenchError for a missing path, or paths that hold no record file. `data_root` is where datasets that read files
+    (CAMUS) find them.
     """
     files = find_records(paths)
+    if not files:
+        raise BenchError(f"no record files (*.json) under {', '.join(map(str, paths))}; give the folder `bench run --out` wrote")
     notes: list[str] = []
     problems = check_records(files, data_root, notes)
     return len(files), problems, notes

@@ -53,14 +53,17 @@ def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.
     r = copy.deepcopy(template)
     kind, _, rest = noise.partition(":")
     r["method"]["name"] = method
-    r["noise"].update(spec=noise, type=kind, level=float(rest.split(",")[0]) if rest else 0.0)
+    level = float(rest.split(",")[0]) if rest else 0.0
+    r["noise"].update(spec=noise, type=kind, level=level, n_corrupted=round(level * r["dataset"]["n_train"]))
     r["seed"] = seed
     if proto_hash is not None:
         r["protocol"]["hash"] = proto_hash
     m = r["metrics"]
     m["dice"] = {"lv": dice + 0.1, "myo": dice, "la": dice - 0.1, "mean": dice}
     m["hd95"] = {"lv": hd95, "myo": hd95, "la": hd95, "mean": hd95}
-    m["clinical"] = {**(m["clinical"] or {}), "ef_abs_error_mean": ef}
+    m["hd"] = {k: 2 * v for k, v in m["hd95"].items()}  # HD >= HD95 >= ... and HD >= MSD, as in any real record
+    m["msd"] = {k: v / 2 for k, v in m["hd95"].items()}
+    m["clinical"] = {**(m["clinical"] or {}), "ef_abs_error_mean": ef, "ef_abs_error_p95": ef, "ef_bias": 0.0}
     if ap is None:
         m["detection"] = None
         m["refurbishment"] = None
@@ -269,6 +272,9 @@ def test_a_board_of_another_label_set_has_its_structures_columns(template):
     for seed, method in enumerate(("baseline", "refurb")):
         r = make(template, method, seed=seed)
         r["metrics"]["dice"] = {"rv": 0.4, "lv": 0.6, "mean": 0.5}
+        for metric in ("hd95", "hd", "msd"):
+            r["metrics"][metric] = {"rv": 3.0, "lv": 3.0, "mean": 3.0}
+        r["metrics"]["missed"] = {"rv": 0, "lv": 0}
         records.append(r)
     records.append(failed(template, "broken"))
     frame = board(records)

@@ -51,7 +51,8 @@ def test_a_clean_record_set_passes(real_record, tmp_path, capsys):
 
 
 def _set(record: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
+    """record[a][b][0] = value for "a.b.0" (digits index lists)."""
+    *parents, leaf = (int(k) if k.isdigit() else k for k in dotted.split("."))
     for key in parents:
         record = record[key]
     record[leaf] = value
@@ -71,6 +72,29 @@ BROKEN = [
     ("protocol.name", "no-such-protocol", "unknown protocol 'no-such-protocol'"),
     ("schema_version", 99, "schema is echo-noise-bench/record v99"),
     ("status", "maybe", "status 'maybe' is neither ok nor failed"),
+    # found by an adversarial pass over `bench validate` (issue 13)
+    ("seed", -1, "seed -1 is negative"),
+    ("method.name", "no-such-method", "unknown method 'no-such-method' (not registered here"),
+    ("noise.spec", "systematic:abc", "noise spec does not parse: noise spec 'systematic:abc': level 'abc' is not a number"),
+    ("noise.spec", "systematic:0.50", "noise spec 'systematic:0.50' is not written canonically ('systematic:0.5')"),
+    ("noise.level", 0.25, "noise.n_corrupted = 8 is not round(level x n_train) = 4"),
+    ("noise.params.mm", 5.0, "noise.params = {'structure': 'lv', 'direction': 'dilate', 'mm': 5.0} does not match its spec"),
+    ("per_sample.scores.0", float("nan"), "per_sample.scores holds values that are not finite numbers"),
+    ("per_sample.scores.1", "high", "per_sample.scores holds values that are not finite numbers"),
+    ("per_sample.flags.0", True, "per_sample.flags holds values other than 0 and 1"),
+    ("metrics.epi.dice", 1.2, "metrics.epi.dice = 1.2 is not in [0, 1]"),
+    ("metrics.clinical.ef_abs_error_mean", -1.0, "metrics.clinical.ef_abs_error_mean = -1.0 is not a finite non-negative error"),
+    ("metrics.clinical.ef_bias", 1000.0, "metrics.clinical.ef_bias = 1000.0 is larger than the mean absolute error"),
+    ("metrics.clinical.n_failed", 99, "metrics.clinical.n_failed = 99 is more than metrics.clinical.n_patients"),
+    ("metrics.dice.mean", 0.999, "metrics.dice.mean = 0.999 is not the mean of its structures"),
+    ("metrics.hd.lv", 0.0, "metrics.hd.lv = 0.0 is smaller than hd95"),
+    ("metrics.dice", {}, "metrics.dice = {} is not a table of numbers per structure"),
+    ("metrics.dice", None, "metrics.dice = None is not a table of numbers per structure"),
+    ("metrics.hd95", [1.0, 2.0], "metrics.hd95 = [1.0, 2.0] is not a table of numbers per structure"),
+    ("metrics.msd", {"lv": 1.0, "mean": 1.0}, "metrics.msd names ['lv', 'mean'], not dice's"),
+    ("metrics.missed.la", 99, "metrics.missed.la = 99 is more than dataset.n_test = 8"),
+    ("extra", {"note": "hi"}, "unknown key 'extra'"),
+    ("error", "RuntimeError: boom", "an ok record has no 'error' or 'traceback'"),
 ]
 
 
@@ -85,6 +109,35 @@ def test_each_impossible_value_is_caught(real_record, tmp_path, capsys, field, v
     assert rc == 1
     assert problems and all(line.startswith(f"{bad}: ") for line in problems), problems
     assert any(expected in line for line in problems), problems
+
+
+def test_a_failed_record_without_its_error_is_caught(real_record, tmp_path, capsys):
+    from bench.protocols import protocols
+    from bench.runner import TrialSpec, failed_record
+
+    record = failed_record(TrialSpec("tiny", "baseline", "none", 0), protocols.get("tiny"), RuntimeError("boom")).to_dict()
+    del record["error"]
+    bad = _write(tmp_path, record)
+    assert _validate(capsys, bad) == (1, [f"{bad}: a failed record must say why in 'error'"])
+
+
+def test_a_record_filed_under_another_seed_or_cell_is_caught(real_record, tmp_path, capsys):
+    moved = _write(tmp_path, real_record, "seed3.json")
+    assert _validate(capsys, moved) == (1, [f"{moved}: the file is named for seed 3 but holds seed 0"])
+    other = tmp_path / "tiny" / "v1" / "baseline" / "systematic-0.5" / "seed0.json"
+    _write(tmp_path, real_record, str(other.relative_to(tmp_path)))
+    rc, problems = _validate(capsys, other)
+    assert rc == 1 and problems == [
+        f"{other}: the file sits at tiny/v1/baseline/systematic-0.5/seed0.json but holds tiny/v1/loss-refurb/systematic-0.5/seed0.json; "
+        "move it there"
+    ]
+
+
+def test_a_folder_without_records_is_bad_usage(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["validate", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bench: error: no record files (*.json) under ") and len(err.splitlines()) == 1
 
 
 def test_flags_disagreeing_with_the_count_are_caught(real_record, tmp_path, capsys):
