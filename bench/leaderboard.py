@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import math
 import warnings
 from pathlib import Path
@@ -75,34 +76,64 @@ def _protocol_filter(protocol: str) -> tuple[str, int | None]:
         raise BenchError(f"--protocol '{protocol}': the version after @ must be an integer, e.g. {name}@1") from None
 
 
-def load_records(paths: str | Path | list[str | Path] | tuple[str | Path, ...], protocol: str | None = None) -> list[Record]:
-    """Every record under `paths` (files, or folders searched for `*.json`), checked, optionally of one protocol.
+def load_records(
+    paths: str | Path | list[str | Path] | tuple[str | Path, ...],
+    protocol: str | None = None,
+    *,
+    skip_invalid: bool = False,
+    data_root: Path | None = None,
+    skipped: list[tuple[Path, str]] | None = None,
+    notes: list[str] | None = None,
+) -> list[Record]:
+    """Every record under `paths` (files, or folders searched for `*.json`), checked by `bench validate`'s checks.
 
-    `protocol` is a name or `name@version`. Raises BenchError, naming the file, for a missing
-    path, a JSON file that is not a valid record, or the same trial found twice (it would be
-    counted twice); and when no record is left, since an empty board is never what was meant.
+    `protocol` is a name or `name@version`: files of other protocols are not read further.
+    A record that fails any check (its own values, its protocol, its method and noise spec,
+    a duplicate, its dataset's fingerprint against the data) is a BenchError naming the
+    file and the problem, or with `skip_invalid` is left out and its (file, problem) goes
+    to `skipped`. What could not be checked goes to `notes`. BenchError too for a missing
+    path and when no record is left, since an empty board is never what was meant.
     """
+    from bench.validate import check_records
+
     if isinstance(paths, (str, Path)):
         paths = [paths]
     wanted = _protocol_filter(protocol) if protocol else None
     files = list(dict.fromkeys(p.resolve() for p in find_records(paths)))
-    records: list[tuple[Path | str, Record]] = []
     present: set[str] = set()
-    for file in files:
-        record = Record.read(file)
-        p = record.protocol
-        present.add(f"{p['name']}@{p['version']}")
-        if wanted and (p["name"] != wanted[0] or (wanted[1] is not None and p["version"] != wanted[1])):
-            continue
-        records.append((file, record))
-    _refuse_duplicates(records)
+    if wanted:
+        files = [f for f in files if _belongs(f, wanted, present)]
+    checked = check_records(files, data_root)
+    if checked.problems and not skip_invalid:
+        file, problem = checked.problems[0]
+        more = len(checked.problems) - 1
+        also = f" (and {more} more problem(s) in {len(checked.invalid) - 1} other file(s))" if more else ""
+        raise BenchError(
+            f"{file}: {problem}{also}; check them with `bench validate`, or leave invalid records out with --skip-invalid"
+        )
+    if skipped is not None:
+        skipped += checked.problems
+    if notes is not None:
+        notes += checked.notes
+    records = [r for f, r in checked.records.items() if f not in checked.invalid]
     where = ", ".join(str(p) for p in paths)
     if not records and wanted:
         found = f"; protocols found: {', '.join(sorted(present))}" if present else ""
         raise BenchError(f"no records of protocol '{protocol}' under {where}{found}")
     if not records:
         raise BenchError(f"no records found under {where}; run `bench run --out DIR` first")
-    return [record for _, record in records]
+    return records
+
+
+def _belongs(file: Path, wanted: tuple[str, int | None], present: set[str]) -> bool:
+    """Whether record file `file` is of protocol `wanted` (name, version or None); unreadable files are kept, to be reported."""
+    try:
+        p = json.loads(file.read_text())["protocol"]
+        name, version = p["name"], p["version"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return True
+    present.add(f"{name}@{version}")
+    return name == wanted[0] and (wanted[1] is None or version == wanted[1])
 
 
 # ---------------------------------------------------------------- aggregating

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,45 +97,60 @@ def _data_problem(key: tuple[Any, ...], recorded: str, data_root: Path | None) -
     return None, None
 
 
-def check_records(files: list[Path], data_root: Path | None = None, notes: list[str] | None = None) -> list[tuple[Path, str]]:
-    """(file, problem) pairs for `files` (per file in file order, then duplicates and data checks); empty = clean.
+@dataclass
+class Checked:
+    """What `check_records` found: problems (file, text) in file order, then duplicates and data checks; the records
+    that parsed; the files that must not reach a board (problems of their own, or of their group's data); notes."""
 
-    What could not be checked goes to `notes`.
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    records: dict[Path, Record] = field(default_factory=dict)
+    invalid: set[Path] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
+    """Every check of `bench validate` on `files`: each record, duplicates across them, fingerprints against the data.
+
+    The one validation records pass before they count anywhere (`bench leaderboard` loads through it too).
     """
-    problems: list[tuple[Path, str]] = []
-    valid: list[tuple[Path, Record]] = []
+    found = Checked()
+    groups: dict[tuple[Any, ...], list[Path]] = {}
     fingerprints: dict[tuple[Any, ...], tuple[str, Path]] = {}
     for file in files:
         try:
             data = json.loads(file.read_text())
         except (OSError, UnicodeDecodeError) as error:
-            problems.append((file, f"cannot be read: {error}"))
+            found.problems.append((file, f"cannot be read: {error}"))
             continue
         except ValueError as error:
-            problems.append((file, f"is not JSON: {error}"))
+            found.problems.append((file, f"is not JSON: {error}"))
             continue
-        found = Record.problems(data)
-        if found:
-            problems += [(file, p) for p in found]
+        problems = Record.problems(data)
+        if problems:
+            found.problems += [(file, p) for p in problems]
             continue
-        record = Record.from_dict(data, str(file))
-        problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
-        valid.append((file, record))
+        record = found.records[file] = Record.from_dict(data, str(file))
+        found.problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
         fingerprint = record.dataset.get("fingerprint")
         if fingerprint is not None:
             p = record.protocol
             key = (p.get("name"), p.get("version"), record.dataset.get("name"))
+            groups.setdefault(key, []).append(file)
             first = fingerprints.setdefault(key, (fingerprint, file))
             if first[0] != fingerprint:
-                problems.append((file, f"dataset fingerprint {fingerprint} differs from {first[0]} in {first[1]} (same protocol version)"))
-    problems += [(file, f"duplicate of {first} (same protocol, version, method, noise and seed)") for file, first in duplicate_cells(valid)]
+                problem = f"dataset fingerprint {fingerprint} differs from {first[0]} in {first[1]} (same protocol version)"
+                found.problems.append((file, problem))
+    duplicates = duplicate_cells(found.records.items())
+    found.problems += [(file, f"duplicate of {first} (same protocol, version, method, noise and seed)") for file, first in duplicates]
+    found.invalid = {file for file, _ in found.problems}
     for key, (fingerprint, file) in fingerprints.items():
         problem, note = _data_problem(key, fingerprint, data_root)
         if problem:
-            problems.append((file, problem))
-        if note and notes is not None:
-            notes.append(note)
-    return problems
+            found.problems.append((file, problem))
+            found.invalid.update(groups[key])
+        if note:
+            found.notes.append(note)
+    return found
 
 
 def validate_paths(paths: list[Path], data_root: Path | None = None) -> tuple[int, list[tuple[Path, str]], list[str]]:
@@ -146,6 +162,5 @@ def validate_paths(paths: list[Path], data_root: Path | None = None) -> tuple[in
     files = find_records(paths)
     if not files:
         raise BenchError(f"no record files (*.json) under {', '.join(map(str, paths))}; give the folder `bench run --out` wrote")
-    notes: list[str] = []
-    problems = check_records(files, data_root, notes)
-    return len(files), problems, notes
+    checked = check_records(files, data_root)
+    return len(files), checked.problems, checked.notes

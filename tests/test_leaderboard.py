@@ -97,9 +97,10 @@ def grid(template):
     records = []
     for seed, (b, m) in enumerate(zip([0.50, 0.55, 0.70], [0.60, 0.70, 0.80], strict=True)):
         records.append(make(template, "baseline", seed=seed, dice=b, wall=10.0 * (seed + 1), ef=4.0 + seed))
-        records.append(make(template, "refurb", seed=seed, dice=m, wall=20.0 * (seed + 1), ap=0.7 + 0.1 * seed, gain=0.1 + 0.05 * seed))
-    records.append(failed(template, "refurb", seed=3))
-    records.append(failed(template, "broken", seed=0))
+        refurb = make(template, "loss-refurb", seed=seed, dice=m, wall=20.0 * (seed + 1), ap=0.7 + 0.1 * seed, gain=0.1 + 0.05 * seed)
+        records.append(refurb)
+    records.append(failed(template, "loss-refurb", seed=3))
+    records.append(failed(template, "coteaching", seed=0))
     return records
 
 
@@ -112,7 +113,7 @@ def row(frame, method, noise="systematic:0.5"):
 def test_means_intervals_ranks_and_paired_test_match_hand_computation(grid):
     frame = board(grid)
     assert len(frame) == 3
-    refurb, base, broken = row(frame, "refurb"), row(frame, "baseline"), row(frame, "broken")
+    refurb, base, broken = row(frame, "loss-refurb"), row(frame, "baseline"), row(frame, "coteaching")
 
     assert (refurb["n"], refurb["failed"], base["n"], base["failed"], broken["n"], broken["failed"]) == (3, 1, 3, 0, 0, 1)
     mean, half = t_interval([0.60, 0.70, 0.80], T_975_DOF2)
@@ -152,13 +153,13 @@ def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
     records = [
         make(template, "baseline", dice=0.5, seed=0),
         make(template, "baseline", dice=0.6, seed=1),
-        make(template, "refurb", dice=0.7, seed=0),
-        make(template, "refurb", dice=0.75, seed=1),
-        make(template, "solo", dice=0.9, seed=1),
-        make(template, "other-seed", dice=0.9, seed=7),
+        make(template, "loss-refurb", dice=0.7, seed=0),
+        make(template, "loss-refurb", dice=0.75, seed=1),
+        make(template, "vog-refurb", dice=0.9, seed=1),
+        make(template, "confident-refurb", dice=0.9, seed=7),
     ]
     frame = board(records)
-    solo, refurb, other = row(frame, "solo"), row(frame, "refurb"), row(frame, "other-seed")
+    solo, refurb, other = row(frame, "vog-refurb"), row(frame, "loss-refurb"), row(frame, "confident-refurb")
     assert solo["dice_mean"] == pytest.approx(0.9) and np.isnan(solo["dice_mean_ci"])
     assert solo["delta_dice"] == pytest.approx(0.3) and solo["delta_n"] == 1 and np.isnan(solo["delta_p"])
     assert other["delta_n"] == 0 and np.isnan(other["delta_dice"])  # no baseline run with seed 7: nothing to pair
@@ -173,34 +174,34 @@ def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
 def test_protocol_hashes_and_noise_specs_are_never_pooled(template):
     records = [
         make(template, "baseline", seed=0, dice=0.5, proto_hash="aaaa"),
-        make(template, "refurb", seed=0, dice=0.6, proto_hash="aaaa"),
-        make(template, "refurb", seed=1, dice=0.9, proto_hash="bbbb"),
-        make(template, "refurb", "random:0.25", seed=0, dice=0.3, proto_hash="aaaa"),
-        make(template, "refurb", seed=0, dice=0.2, proto_hash="aaaa"),
+        make(template, "loss-refurb", seed=0, dice=0.6, proto_hash="aaaa"),
+        make(template, "loss-refurb", seed=1, dice=0.9, proto_hash="bbbb"),
+        make(template, "loss-refurb", "random:0.25", seed=0, dice=0.3, proto_hash="aaaa"),
+        make(template, "loss-refurb", seed=0, dice=0.2, proto_hash="aaaa"),
     ]
     records[-1]["protocol"]["version"] = 2  # same hash, another version: still its own board
     frame = board(records)
     assert len(frame) == 5
-    assert row(frame[frame["version"] == 2], "refurb")["dice_mean"] == pytest.approx(0.2)
-    a = row(frame[(frame["hash"] == "aaaa") & (frame["version"] == 1)], "refurb")
+    assert row(frame[frame["version"] == 2], "loss-refurb")["dice_mean"] == pytest.approx(0.2)
+    a = row(frame[(frame["hash"] == "aaaa") & (frame["version"] == 1)], "loss-refurb")
     b = frame[frame["hash"] == "bbbb"].iloc[0]
     assert (a["n"], a["dice_mean"], b["n"], b["dice_mean"]) == (1, pytest.approx(0.6), 1, pytest.approx(0.9))
     assert a["delta_dice"] == pytest.approx(0.1)
     assert np.isnan(b["delta_dice"]) and np.isnan(b["cost_rel"])  # the baseline of another hash is not its baseline
     assert b["rank"] == 1 and a["rank"] == 1  # ranks are per protocol hash and noise spec
-    assert row(frame, "refurb", "random:0.25")["rank"] == 1
+    assert row(frame, "loss-refurb", "random:0.25")["rank"] == 1
     # one cell under two hashes is one trial recorded twice (one of them ran another protocol): refused
-    with pytest.raises(bench.BenchError, match=r"recorded twice: tiny v1 \| refurb \| systematic:0.5 \| seed 1"):
-        board([*records, make(template, "refurb", seed=1, dice=0.9, proto_hash="aaaa")])
+    with pytest.raises(bench.BenchError, match=r"recorded twice: tiny v1 \| loss-refurb \| systematic:0.5 \| seed 1"):
+        board([*records, make(template, "loss-refurb", seed=1, dice=0.9, proto_hash="aaaa")])
 
 
 def test_the_same_trial_twice_is_an_error(template, tmp_path):
-    r = make(template, "refurb")
+    r = make(template, "loss-refurb")
     with pytest.raises(bench.BenchError, match="recorded twice"):
         board([r, copy.deepcopy(r)])
     write_json(tmp_path / "a" / "one.json", r)
     write_json(tmp_path / "b" / "two.json", r)
-    with pytest.raises(bench.BenchError, match=r"recorded twice, in .*one\.json and .*two\.json"):
+    with pytest.raises(bench.BenchError, match=r"two\.json: duplicate of .*one\.json"):
         load_records([tmp_path])
 
 
@@ -211,17 +212,23 @@ def write_records(root, records):
 
 
 def test_load_records_filters_by_protocol_and_skips_tune_state(grid, template, tmp_path):
-    other = copy.deepcopy(make(template, "refurb"))
+    other = copy.deepcopy(make(template, "loss-refurb"))
     other["protocol"].update(name="other", version=3)
     write_records(tmp_path, [*grid, other])
     (tmp_path / "_tune" / "run").mkdir(parents=True)
     (tmp_path / "_tune" / "run" / "state.json").write_bytes(b"\x80\x04 not json")
-    assert len(load_records([tmp_path])) == len(grid) + 1
-    assert len(load_records([tmp_path], protocol="tiny")) == len(grid)
+    assert len(load_records([tmp_path], protocol="tiny")) == len(grid)  # the other protocol's file is not read further
     assert len(load_records([tmp_path], protocol="tiny@1")) == len(grid)
-    assert [r.protocol["name"] for r in load_records([tmp_path], protocol="other@v3")] == ["other"]
     single = record_path(tmp_path, other)
-    assert load_records([single, single]) == [Record.from_dict(other)]  # a file named twice is read once
+    # what `bench validate` refuses never reaches a board: refused, or left out and counted with skip_invalid
+    for where, protocol in (([tmp_path], None), ([tmp_path], "other@v3")):
+        with pytest.raises(bench.BenchError, match=r"other/v3/.*seed0\.json: unknown protocol 'other'.*--skip-invalid"):
+            load_records(where, protocol=protocol)
+    skipped: list = []
+    assert len(load_records([tmp_path], skip_invalid=True, skipped=skipped)) == len(grid)
+    assert [(path, problem.split(" (")[0]) for path, problem in skipped] == [(single, "unknown protocol 'other'")]
+    first = record_path(tmp_path, grid[0])
+    assert load_records([first, first]) == [Record.from_dict(grid[0])]  # a file named twice is read once
 
 
 def test_every_format_renders(grid, template):
@@ -229,19 +236,19 @@ def test_every_format_renders(grid, template):
     records = [
         *grid,
         odd,
-        *(make(template, m, "random:0.25", seed=s, dice=0.5, ap=0.6, gain=0.1) for m in ("baseline", "refurb") for s in (0, 1)),
+        *(make(template, m, "random:0.25", seed=s, dice=0.5, ap=0.6, gain=0.1) for m in ("baseline", "loss-refurb") for s in (0, 1)),
     ]
-    records += [make(template, m, "none", seed=0, dice=0.8) for m in ("baseline", "refurb")]
+    records += [make(template, m, "none", seed=0, dice=0.8) for m in ("baseline", "loss-refurb")]
     frame = board(records)
 
     table = render(frame, "table")
-    assert "refurb" in table and "Dice mean" in table and "det. AP" in table
+    assert "loss-refurb" in table and "Dice mean" in table and "det. AP" in table
 
     md = render(frame, "md")
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| rank | method | noise |"))
     assert re.fullmatch(r"\|(---:?\|)+", lines[header + 1])
-    assert "| 1 | refurb | systematic:0.5 | 3 (+1 failed) | 0.800 ± 0.248 |" in md
+    assert "| 1 | loss-refurb | systematic:0.5 | 3 (+1 failed) | 0.800 ± 0.248 |" in md
 
     back = pd.read_csv(io.StringIO(render(frame, "csv")))
     assert list(back.columns) == list(frame.columns) and len(back) == len(frame)
@@ -260,7 +267,7 @@ def test_every_format_renders(grid, template):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     # one Dice and one AP plot per noise type: random and systematic (none is level 0 in each)
     assert page.count("<svg") == 4 and page.count("</svg>") == 4
-    for label in ("noise level", "Dice (mean)", "detection AP", ">refurb</text>", ">baseline</text>"):
+    for label in ("noise level", "Dice (mean)", "detection AP", ">loss-refurb</text>", ">baseline</text>"):
         assert label in page
     for external in ("http://", "https://", "src=", "href=", "<link", "url(", "@import", "<script"):
         assert external not in page, external
@@ -269,18 +276,18 @@ def test_every_format_renders(grid, template):
 
 def test_a_board_of_another_label_set_has_its_structures_columns(template):
     records = []
-    for seed, method in enumerate(("baseline", "refurb")):
+    for seed, method in enumerate(("baseline", "loss-refurb")):
         r = make(template, method, seed=seed)
         r["metrics"]["dice"] = {"rv": 0.4, "lv": 0.6, "mean": 0.5}
         for metric in ("hd95", "hd", "msd"):
             r["metrics"][metric] = {"rv": 3.0, "lv": 3.0, "mean": 3.0}
         r["metrics"]["missed"] = {"rv": 0, "lv": 0}
         records.append(r)
-    records.append(failed(template, "broken"))
+    records.append(failed(template, "coteaching"))
     frame = board(records)
     dice = [c for c in frame.columns if c.startswith("dice_")]
     assert dice == ["dice_rv", "dice_rv_ci", "dice_lv", "dice_lv_ci", "dice_mean", "dice_mean_ci"]
-    assert row(frame, "refurb")["dice_rv"] == pytest.approx(0.4)
+    assert row(frame, "loss-refurb")["dice_rv"] == pytest.approx(0.4)
     md = render(frame, "md")
     assert "| Dice RV | Dice LV | Dice mean |" in md and "MYO" not in md
     assert "Dice RV" in render(frame, "table") and "Dice RV" in render(frame, "html") and "Dice RV" in render(frame, "latex")
@@ -303,10 +310,10 @@ def test_cli_prints_and_writes_atomically(grid, tmp_path, capsys):
     root = write_records(tmp_path / "records", grid)
     assert main(["leaderboard", str(root), "--format", "csv"]) == 0
     printed = pd.read_csv(io.StringIO(capsys.readouterr().out))
-    assert sorted(printed["method"]) == ["baseline", "broken", "refurb"]
+    assert sorted(printed["method"]) == ["baseline", "coteaching", "loss-refurb"]
 
     assert main(["leaderboard", str(root)]) == 0
-    assert "refurb" in capsys.readouterr().out
+    assert "loss-refurb" in capsys.readouterr().out
 
     out = tmp_path / "site" / "board.html"  # the format follows the suffix; missing folders are made
     assert main(["leaderboard", str(root), "--out", str(out)]) == 0
@@ -323,9 +330,10 @@ def test_cli_prints_and_writes_atomically(grid, tmp_path, capsys):
     [
         ("missing", "no such file or folder"),
         ("empty", "no records found under"),
-        ("broken-json", "broken.json is not a readable JSON record"),
-        ("not-a-record", "stray.json is not a valid record: missing 'schema'"),
-        ("bad-dice", "seed0.json is not a valid record: metrics.dice.mean = 1.5 is not in [0, 1]"),
+        ("broken-json", "broken.json: is not JSON"),
+        ("not-a-record", "stray.json: missing 'schema'"),
+        ("bad-dice", "seed0.json: metrics.dice.mean = 1.5 is not in [0, 1]"),
+        ("unknown-method", "seed0.json: unknown method 'not-installed'"),
         ("protocol", "no records of protocol 'nope' under"),
         ("format", "argument --format: invalid choice: 'pdf'"),
         ("out-folder", "is a folder"),
@@ -345,9 +353,11 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, message, grid, t
         write_records(root, grid)
         (root / "stray.json").write_text(json.dumps({"hello": 1}))
     elif case == "bad-dice":
-        bad = make(template, "zzz")
+        bad = make(template, "adele")
         bad["metrics"]["dice"]["mean"] = 1.5
         write_records(root, [*grid, bad])
+    elif case == "unknown-method":
+        write_records(root, [*grid, make(template, "not-installed")])
     elif case == "protocol":
         write_records(root, grid)
         args += ["--protocol", "nope"]
