@@ -121,6 +121,9 @@ def compute() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # the checkout this file is in, not the `bench` an (editable) install elsewhere provides: run as a
+    # script, sys.path[0] is tests/, so a worktree would otherwise pin and check another tree's code
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     values = compute()
     text = json.dumps(values, indent=1, sort_keys=True) + "\n"
     if "--write" in sys.argv[1:]:

@@ -5,7 +5,6 @@ Detection numbers measured on the small protocol below (80 training images at 64
 """
 
 import dataclasses
-import importlib
 import math
 
 import numpy as np
@@ -13,12 +12,13 @@ import pytest
 import torch
 
 import bench
+from bench.plugins import plugin_module
 
 SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 
 
-COTEACHING = importlib.import_module(bench.trainers.origin("coteaching"))
-ADELE = importlib.import_module(bench.correctors.origin("adele"))
+COTEACHING = plugin_module("methods", "coteaching")
+ADELE = plugin_module("methods", "adele")
 
 
 def make_trial(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.Trial:

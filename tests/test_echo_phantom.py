@@ -1,10 +1,9 @@
-"""The procedural echo phantom (`datasets/echo_phantom.py`), reached through the registry."""
+"""The procedural echo phantom (`datasets/echo_phantom/`), reached through the registry and `bench.plugins.plugin_module`."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -12,13 +11,17 @@ from scipy import ndimage
 
 import bench
 from bench import BenchError
+from bench.plugins import plugin_module
 
 SIZE = 56
 PATIENTS = 8
 CROSS = ndimage.generate_binary_structure(2, 1)
 
 
-PHANTOM = sys.modules[bench.datasets.get("echo-phantom").__module__]
+PHANTOM = plugin_module("datasets", "echo_phantom")
+ANATOMY = plugin_module("datasets", "echo_phantom.anatomy")
+RENDERING = plugin_module("datasets", "echo_phantom.rendering")
+GENERATOR3 = plugin_module("datasets", "echo_phantom.generator3")
 
 
 @pytest.fixture(scope="module", params=PHANTOM.GENERATORS, ids=lambda g: f"generator{g}")
@@ -175,9 +178,9 @@ def test_analytic_distances_agree_with_a_distance_transform():
     step, R, L, tm, ann = 0.1, 22.0, 85.0, 0.62, 0.76
     u = np.arange(-20.0, 88.0, step)[:, None]
     v = np.arange(-40.0, 40.0, step)[None, :]
-    cavity = (u >= 0) & (np.abs(v) <= R * PHANTOM._bullet(u / L, tm, ann))
+    cavity = (u >= 0) & (np.abs(v) <= R * ANATOMY.bullet(u / L, tm, ann))
     exact = _edt_signed(cavity, step)
-    ours = PHANTOM._bullet_distance(u, v, R, L, tm, ann)
+    ours = GENERATOR3._bullet_distance(u, v, R, L, tm, ann)
     near = (np.abs(exact) <= 5.0) & (u < L - 1.0)  # the top rows of the grid cut the shape open: skip them
     assert np.abs(ours - exact)[near].max() < 0.4
     assert (np.sign(ours) == np.sign(exact))[np.abs(exact) > 0.2].all()
@@ -188,7 +191,7 @@ def test_analytic_distances_agree_with_a_distance_transform():
     du = np.arange(-35.0, 35.0, step)[:, None]
     w = np.arange(-30.0, 30.0, step)[None, :]
     exact = _edt_signed((du / b) ** 2 + (w / a) ** 2 <= 1.0, step)
-    ours = PHANTOM._ellipse_distance(du, w, b, a)
+    ours = GENERATOR3._ellipse_distance(du, w, b, a)
     near = np.abs(exact) <= 5.0
     assert np.abs(ours - exact)[near].max() < 0.4
 
@@ -196,16 +199,16 @@ def test_analytic_distances_agree_with_a_distance_transform():
 def test_exact_trace_field_matches_the_blas_field():
     coef = np.random.default_rng(0).standard_normal((6, 6))
     box = (slice(10, 70), slice(5, 90))
-    exact = PHANTOM._trace_field(coef, 96, box)
-    np.testing.assert_allclose(exact, PHANTOM._fields(coef[None], 96, box)[0], atol=2e-5)
+    exact = GENERATOR3._trace_field(coef, 96, box)
+    np.testing.assert_allclose(exact, RENDERING.fields(coef[None], 96, box)[0], atol=2e-5)
 
 
 def test_speckle_is_fully_developed():
     """On a uniform scatterer density the FFT speckle has the exponential intensity of
     fully developed speckle: mean = density (the PSF keeps power), std = mean."""
     size, density = 256, 0.3
-    filters = PHANTOM._psf_filters(size, 0.7, 1.2, 3.0)
-    inten = PHANTOM._speckle(np.full((size, size), density, np.float32), filters, np.random.default_rng(5))
+    filters = GENERATOR3._psf_filters(size, 0.7, 1.2, 3.0)
+    inten = GENERATOR3._speckle(np.full((size, size), density, np.float32), filters, np.random.default_rng(5))
     assert inten.mean() == pytest.approx(density, rel=0.04)
     assert inten.std() / inten.mean() == pytest.approx(1.0, abs=0.06)
     assert (inten >= 0).all()
@@ -219,9 +222,9 @@ def test_traced_labels_move_with_the_trace_and_the_image_does_not(monkeypatch):
     def fixed(endo_bias):
         return lambda g: dict(endo=(endo_bias, zero), epi=(0.0, zero), la=(0.0, zero), plane=(0.0, 0.0))
 
-    monkeypatch.setattr(PHANTOM, "_trace", fixed(0.0))
+    monkeypatch.setattr(GENERATOR3, "_trace", fixed(0.0))
     anatomy = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
-    monkeypatch.setattr(PHANTOM, "_trace", fixed(2.0))
+    monkeypatch.setattr(GENERATOR3, "_trace", fixed(2.0))
     grown = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
     monkeypatch.undo()
     traced = PHANTOM._generate(128, 3, 1, (1, 1, 1), 3)
@@ -241,7 +244,7 @@ def test_generator3_labels_carry_a_tracing_uncertainty(monkeypatch):
     (that is what made generator 2 too easy), nor fall far below where U-Nets land on CAMUS."""
     zero = np.zeros((6, 6))
     traced = PHANTOM._generate(128, 6, 2, (4, 1, 1), 3)
-    monkeypatch.setattr(PHANTOM, "_trace", lambda g: dict(endo=(0.0, zero), epi=(0.0, zero), la=(0.0, zero), plane=(0.0, 0.0)))
+    monkeypatch.setattr(GENERATOR3, "_trace", lambda g: dict(endo=(0.0, zero), epi=(0.0, zero), la=(0.0, zero), plane=(0.0, 0.0)))
     anatomy = PHANTOM._generate(128, 6, 2, (4, 1, 1), 3)
     for k, (low, high) in {1: (0.93, 0.975), 2: (0.84, 0.92), 3: (0.87, 0.95)}.items():
         a, t = anatomy.labels == k, traced.labels == k

@@ -4,7 +4,6 @@ Both detectors are reached only through the registries (`bench.detectors.get`).
 """
 
 import dataclasses
-import importlib
 import itertools
 from types import SimpleNamespace
 
@@ -13,13 +12,14 @@ import pytest
 import torch
 
 import bench
+from bench.plugins import plugin_module
 from bench.trial import initial_trial, protocol_data
 
 SMALL = bench.protocols.get("small")  # 80 training images at 64 px, 8 epochs
 
 
-FORGETTING = importlib.import_module(bench.detectors.origin("forgetting"))
-CONFIDENT = importlib.import_module(bench.detectors.origin("confident"))
+FORGETTING = plugin_module("methods", "forgetting")
+CONFIDENT = plugin_module("methods", "confident")
 
 
 def forgetting():

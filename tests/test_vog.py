@@ -1,13 +1,12 @@
 """The VOG detector: batched input gradients, the variance aggregation, group normalisation, detection quality.
 
 The detector is reached through the registry (`bench.detectors.get("vog")`), its module's functions through the
-module that registered it (`bench.detectors.origin`), never by importing the plugin file by path.
+public plugin loader (`bench.plugins.plugin_module`), never by importing the plugin file by path.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,9 +15,10 @@ import pytest
 import torch
 
 import bench
+from bench.plugins import plugin_module
 
 VOG = bench.detectors.get("vog")
-VOG_MODULE = importlib.import_module(bench.detectors.origin("vog"))
+VOG_MODULE = plugin_module("methods", "vog")
 TINY = bench.protocols.get("tiny")
 SIZE = 32  # small images keep the float64 checks quick; the U-Net needs a multiple of 32
 
