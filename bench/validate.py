@@ -9,6 +9,7 @@ behind the same board). Against the data: each group's fingerprint must be the
 one this code gives the protocol's dataset (built or read from the cache), so
 a generator changed without a protocol version bump cannot hide; a dataset
 that needs files (CAMUS) is checked only with `data_root`, else noted as unchecked.
+Package versions other than the lock's are noted, never problems (`bench.environment.version_notes`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.environment import version_notes
 from bench.errors import BenchError
 from bench.record import impossible_values, validate_record
 
@@ -81,6 +83,7 @@ def check_records(files: list[Path], data_root: Path | None = None, notes: list[
     problems: list[tuple[Path, str]] = []
     cells: dict[tuple[Any, ...], Path] = {}
     fingerprints: dict[tuple[Any, ...], tuple[str, Path]] = {}
+    packages: list[object] = []  # each record's provenance.packages, compared with the lock in the notes
     for file in files:
         try:
             record = json.loads(file.read_text())
@@ -95,6 +98,7 @@ def check_records(files: list[Path], data_root: Path | None = None, notes: list[
             problems += [(file, p) for p in shape]
             continue
         problems += [(file, p) for p in impossible_values(record)]
+        packages.append(record["provenance"]["packages"])
         problems += [(file, p) for p in _protocol_problems(record)]
         p = record["protocol"]
         cell = (p.get("name"), p.get("version"), record["method"].get("name"), record["noise"].get("spec"), record["seed"])
@@ -114,6 +118,8 @@ def check_records(files: list[Path], data_root: Path | None = None, notes: list[
             problems.append((file, problem))
         if note and notes is not None:
             notes.append(note)
+    if notes is not None:
+        notes += version_notes(packages)
     return problems
 
 
