@@ -2,17 +2,42 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch and torchvision must match; these two are pinned for reproducible CPU numbers.
-TORCH ?= torch==2.14.1 torchvision==0.29.1
+PIP := --quiet --disable-pip-version-check
 
-.PHONY: install demo test lint benchmark clean
+# requirements.lock: the exact version and sha256 hashes of every package (transitive, test extras and
+# the build backend included), resolved for CPython 3.11 on Linux x86_64. pyproject.toml keeps the
+# compatible ranges; the lock is what gets installed. Regenerate it with `make lock` (keeps the pins
+# that still fit) or `make lock UPGRADE=1` (newest releases the ranges allow), then commit it.
+LOCK := requirements.lock
+# pip-compile (pip-tools) lives in its own venv, made by `make lock` only: never on the install/CI path.
+LOCK_VENV ?= .venv-lock
+PIP_TOOLS ?= pip-tools==7.6.2
+LOCK_FLAGS := --extra test --all-build-deps --allow-unsafe --generate-hashes --strip-extras \
+	--no-emit-index-url --no-emit-find-links --constraint lock-constraints.txt
 
-$(BIN)/.installed: pyproject.toml Makefile
+.PHONY: install lock demo test lint benchmark clean
+
+# --require-hashes: pip refuses any file whose sha256 the lock does not list and any package the lock
+# does not pin. It works with the wheels on this machine kind's disk (torch 2.14.1, torchvision 0.29.1,
+# the CUDA libraries): they are the very files PyPI serves, so their hashes are in the lock.
+# The project itself comes last, without re-resolving (--no-deps), built by the locked setuptools.
+$(BIN)/.installed: $(LOCK) pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH) -e ".[test]"
+	@$(BIN)/python -c 'import sys; v = sys.version_info[:2]; v == (3, 11) or print(f"warning: $(LOCK) is resolved for Python 3.11, this venv has {v[0]}.{v[1]}")'
+	$(BIN)/python -m pip install $(PIP) --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install $(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(BIN)/.installed
+
+$(LOCK_VENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install $(PIP) $(PIP_TOOLS)
+
+## regenerate requirements.lock from pyproject.toml (with the test extras) and lock-constraints.txt
+lock: $(LOCK_VENV)/bin/pip-compile
+	CUSTOM_COMPILE_COMMAND="make lock  # = pip-compile $(LOCK_FLAGS) --output-file $(LOCK) pyproject.toml" \
+		$(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 ## the default benchmark on the embedded echo phantom: baseline vs loss-refurb at systematic:0.5
 demo: install
@@ -28,4 +53,4 @@ benchmark: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider benchmarks
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) results .pytest_cache .ruff_cache

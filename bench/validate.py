@@ -8,6 +8,7 @@ behind the same board). Against the data: each group's fingerprint must be the
 one this code gives the protocol's dataset (built or read from the cache), so
 a generator changed without a protocol version bump cannot hide; a dataset
 that needs files (CAMUS) is checked only with `data_root`, else noted as unchecked.
+Package versions other than the lock's are noted, never problems (`bench.environment.version_notes`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.environment import version_notes
 from bench.errors import BenchError
 from bench.record import Record, duplicate_cells, find_records
 
@@ -116,6 +118,7 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
     found = Checked()
     groups: dict[tuple[Any, ...], list[Path]] = {}
     fingerprints: dict[tuple[Any, ...], tuple[str, Path]] = {}
+    packages: list[object] = []  # each record's provenance.packages, compared with the lock in the notes
     for file in files:
         try:
             data = json.loads(file.read_text())
@@ -130,6 +133,7 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
             found.problems += [(file, p) for p in problems]
             continue
         record = found.records[file] = Record.from_dict(data, str(file))
+        packages.append(record.provenance.get("packages"))
         found.problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
         fingerprint = record.dataset.get("fingerprint")
         if fingerprint is not None:
@@ -150,6 +154,7 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
             found.invalid.update(groups[key])
         if note:
             found.notes.append(note)
+    found.notes += version_notes(packages)
     return found
 
 

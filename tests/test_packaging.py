@@ -14,7 +14,7 @@ def test_wheel_carries_plugins_and_loads_them(tmp_path):
     src = tmp_path / "src"
     for part in ("bench", "methods", "datasets"):
         shutil.copytree(root / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-    for part in ("pyproject.toml", "README.md"):
+    for part in ("pyproject.toml", "README.md", "requirements.lock"):
         shutil.copy2(root / part, src / part)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)]
@@ -27,6 +27,7 @@ def test_wheel_carries_plugins_and_loads_them(tmp_path):
     assert {"bench/_builtin/methods/loss.py", "bench/_builtin/datasets/echo_phantom/__init__.py"} <= sources
     assert sources <= names, sorted(sources - names)
     assert not any(n.startswith(("methods/", "datasets/")) for n in names)
+    assert "bench/_lock/requirements.lock" in names  # bench.environment's lock in an installed wheel
 
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True)
     code = (
@@ -43,3 +44,12 @@ def test_wheel_carries_plugins_and_loads_them(tmp_path):
     assert loaded == "bench._plugins.methods.loss True"
     assert renderer == str(tmp_path / "site" / "bench" / "_builtin" / "datasets" / "echo_phantom" / "generator3.py")
     assert images == "12"  # the package plugin renders from the installed wheel: 3 patients x 2 views x 2 phases
+
+    code = "from bench.environment import lock_path, locked_versions; print(lock_path()); print(locked_versions()['torch'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")}, capture_output=True, text=True, check=True
+    )
+    lock, torch = out.stdout.strip().splitlines()
+    assert lock == str((tmp_path / "site" / "bench" / "_lock" / "requirements.lock").resolve())
+    assert (tmp_path / "site" / "bench" / "_lock" / "requirements.lock").read_text() == (root / "requirements.lock").read_text()
+    assert torch == (root / "lock-constraints.txt").read_text().split("torch==")[1].split()[0]
