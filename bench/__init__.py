@@ -1,113 +1,97 @@
 """echo-noise-bench: segmentation under noisy ground truth, starting with CAMUS echo.
 
 The public API. Plugins in `methods/` and `datasets/` import only from here.
+Names load on first use (PEP 562), so `import bench` alone (and with it the
+command line's help) does not pay for torch, pandas or Ray.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# `protocols` is also a submodule's name: importing bench.protocols sets bench.protocols to that module,
+# which would hide the registry from __getattr__. Bound now, the registry wins (no torch, pandas or Ray there).
+from bench.protocols import protocols as protocols
 
 __version__ = "0.1.0"
 
-from bench.cache import CACHE_ENV, cache_fingerprint, cached, default_cache_dir
-from bench.data import INFO_COLUMNS, LABEL_NAMES, SPLITS, STRUCTURES, Data, datasets, fingerprint, load_dataset
-from bench.errors import BenchError
-from bench.flagging import mixture_flags
-from bench.labelmaps import clean_label_map
-from bench.labelset import CAMUS_LABELS, LabelSet, Structure
-from bench.method import (
-    Batch,
-    Corrector,
-    Detector,
-    History,
-    Recipe,
-    Refurbisher,
-    Refurbishment,
-    Scores,
-    Step,
-    Trainer,
-    Trial,
-    TrialInputs,
-    correctors,
-    detectors,
-    methods,
-    refurbishers,
-    register_recipe,
-    register_refurb_and_discard,
-    trainers,
-)
-from bench.metrics import (
-    detection_summary,
-    dice_per_structure,
-    evaluate_segmentation,
-    pixel_localisation,
-    refurbishment_summary,
-    segmentation_summary,
-    surface_metrics,
-)
-from bench.model import NUM_CLASSES, build_model
-from bench.noise import NoiseGenerator, NoiseResult, NoiseSpec, Param, apply_noise, noises, parse_noise
-from bench.protocols import Protocol, protocols
-from bench.registry import Registry
-from bench.training import overlap_dice, per_sample_loss, weighted_update
-from bench.trial import run_trial
+#: public name -> the module that defines it; a new public name is one line here
+_LAZY: dict[str, str] = {
+    "CACHE_ENV": "bench.cache",
+    "cache_fingerprint": "bench.cache",
+    "cached": "bench.cache",
+    "default_cache_dir": "bench.cache",
+    "INFO_COLUMNS": "bench.data",
+    "LABEL_NAMES": "bench.data",
+    "SPLITS": "bench.data",
+    "STRUCTURES": "bench.data",
+    "Data": "bench.data",
+    "datasets": "bench.data",
+    "fingerprint": "bench.data",
+    "load_dataset": "bench.data",
+    "BenchError": "bench.errors",
+    "mixture_flags": "bench.flagging",
+    "clean_label_map": "bench.labelmaps",
+    "CAMUS_LABELS": "bench.labelset",
+    "LabelSet": "bench.labelset",
+    "Structure": "bench.labelset",
+    "Batch": "bench.method",
+    "Corrector": "bench.method",
+    "Detector": "bench.method",
+    "History": "bench.method",
+    "Recipe": "bench.method",
+    "Refurbisher": "bench.method",
+    "Refurbishment": "bench.method",
+    "Scores": "bench.method",
+    "Step": "bench.method",
+    "Trainer": "bench.method",
+    "Trial": "bench.method",
+    "TrialInputs": "bench.method",
+    "correctors": "bench.method",
+    "detectors": "bench.method",
+    "methods": "bench.method",
+    "refurbishers": "bench.method",
+    "register_recipe": "bench.method",
+    "register_refurb_and_discard": "bench.method",
+    "trainers": "bench.method",
+    "detection_summary": "bench.metrics",
+    "dice_per_structure": "bench.metrics",
+    "evaluate_segmentation": "bench.metrics",
+    "pixel_localisation": "bench.metrics",
+    "refurbishment_summary": "bench.metrics",
+    "segmentation_summary": "bench.metrics",
+    "surface_metrics": "bench.metrics",
+    "NUM_CLASSES": "bench.model",
+    "build_model": "bench.model",
+    "NoiseGenerator": "bench.noise",
+    "NoiseResult": "bench.noise",
+    "NoiseSpec": "bench.noise",
+    "Param": "bench.noise",
+    "apply_noise": "bench.noise",
+    "noises": "bench.noise",
+    "parse_noise": "bench.noise",
+    "Protocol": "bench.protocols",
+    "protocols": "bench.protocols",
+    "Registry": "bench.registry",
+    "overlap_dice": "bench.training",
+    "per_sample_loss": "bench.training",
+    "weighted_update": "bench.training",
+    "run_trial": "bench.trial",
+}
 
-__all__ = [
-    "CACHE_ENV",
-    "CAMUS_LABELS",
-    "INFO_COLUMNS",
-    "LABEL_NAMES",
-    "NUM_CLASSES",
-    "SPLITS",
-    "STRUCTURES",
-    "Batch",
-    "BenchError",
-    "Corrector",
-    "Data",
-    "Detector",
-    "History",
-    "LabelSet",
-    "NoiseGenerator",
-    "NoiseResult",
-    "NoiseSpec",
-    "Param",
-    "Protocol",
-    "Recipe",
-    "Refurbisher",
-    "Refurbishment",
-    "Registry",
-    "Scores",
-    "Step",
-    "Structure",
-    "Trainer",
-    "Trial",
-    "TrialInputs",
-    "__version__",
-    "apply_noise",
-    "build_model",
-    "cache_fingerprint",
-    "cached",
-    "clean_label_map",
-    "correctors",
-    "datasets",
-    "default_cache_dir",
-    "detection_summary",
-    "detectors",
-    "dice_per_structure",
-    "evaluate_segmentation",
-    "fingerprint",
-    "load_dataset",
-    "methods",
-    "mixture_flags",
-    "noises",
-    "overlap_dice",
-    "parse_noise",
-    "per_sample_loss",
-    "pixel_localisation",
-    "protocols",
-    "refurbishers",
-    "refurbishment_summary",
-    "register_recipe",
-    "register_refurb_and_discard",
-    "run_trial",
-    "segmentation_summary",
-    "surface_metrics",
-    "trainers",
-    "weighted_update",
-]
+__all__ = sorted(["__version__", *_LAZY], key=lambda n: (not n.isupper(), not n[0].isupper(), n))  # constants, classes, the rest
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module behind a public name on first use; later lookups find it in the module globals."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names and the module's own attributes, loaded or not."""
+    return sorted({*globals(), *__all__})

@@ -1,23 +1,24 @@
 """The `bench` command line: `bench run`, `bench list`.
 
 Usage errors and bad input print one line and exit with code 2, no traceback.
+Only what argparse needs is imported at module level, so `--help` costs no torch,
+pandas, rich or Ray, and a usage error only rich; each command imports what it uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
-from typing import NoReturn
-
-import numpy as np
-import pandas as pd
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError
-from bench.protocols import Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from bench.protocols import Protocol
 
 DEFAULT_PROTOCOL = "phantom-quick"
 DEFAULT_METHODS = "baseline,loss-refurb"
@@ -165,6 +166,8 @@ LIST_KINDS = ("methods", "protocols", "datasets", "noise", "detectors", "refurbi
 
 
 def _describe(obj: object) -> str:
+    import inspect
+
     text = getattr(obj, "description", None) or inspect.getdoc(obj) or ""
     return text.strip().splitlines()[0] if text.strip() else ""
 
@@ -181,6 +184,8 @@ def protocol_settings(p: Protocol) -> str:
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
     """Print one table per requested kind: name and one-line description (protocols: every setting too)."""
+    from rich.table import Table
+
     registries = _registries()
     kinds = LIST_KINDS if args.kind == "all" else (args.kind,)
     for kind in kinds:
@@ -199,8 +204,8 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Plan the grid (checking every name first), run it under Ray Tune, print the summary."""
+    from bench.grid import plan_grid  # no Ray before every name is checked
     from bench.protocols import protocols
-    from bench.runner import plan_grid
 
     protocol = protocols.get(args.protocol)
     method_names = _csv(args.method)
@@ -281,6 +286,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_noise(args: argparse.Namespace, console: Console) -> int:
     """`bench noise show`: corrupt a few training labels and draw clean vs noisy contours into a PNG."""
+    import numpy as np
+
     from bench.data import load_dataset
     from bench.noise import apply_noise, parse_noise
     from bench.plots import check_png_path, compare_figure, save_png
@@ -321,6 +328,8 @@ def parse_options(items: list[str]) -> dict[str, int | float | str]:
 
 def pick_examples(info: pd.DataFrame, count: int) -> list[int]:
     """Up to `count` rows: all frames of the first patient of each image-quality grade, then further patients."""
+    import numpy as np
+
     patients = list(dict.fromkeys(info["patient"]))
     if "quality" in info.columns:
         firsts = list(dict.fromkeys(info.drop_duplicates("quality")["patient"]))
@@ -390,14 +399,27 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `bench` console script."""
+def _stdout_console() -> Console:
+    """The console commands print to."""
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the summary table not to wrap
         console = Console(width=max(console.width, 160))
-    err = Console(stderr=True)
+    return console
+
+
+def _stderr_console() -> Console:
+    """The console the one-line errors go to."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bench` console script."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)  # --help needs argparse only; consoles (rich) come after
         handler = {
             "run": cmd_run,
             "list": cmd_list,
@@ -406,12 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             "leaderboard": cmd_leaderboard,
             "validate": cmd_validate,
         }[args.command]
-        return handler(args, console)
+        return handler(args, _stdout_console())
     except BenchError as error:
-        err.print(f"bench: error: {error}", markup=False, highlight=False, soft_wrap=True)
+        _stderr_console().print(f"bench: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return BenchError.exit_code
     except KeyboardInterrupt:
-        err.print("bench: interrupted; finished records are kept", markup=False, highlight=False)
+        _stderr_console().print("bench: interrupted; finished records are kept", markup=False, highlight=False)
         return 130
 
 

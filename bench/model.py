@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
 import torch
 
 from bench.labelset import CAMUS_LABELS
@@ -17,6 +16,8 @@ def build_model(protocol: Protocol, device: torch.device | str = "cpu", num_clas
 
     Weights are drawn on the CPU whatever the device, so a seed gives the same initial network everywhere.
     """
+    import segmentation_models_pytorch as smp  # here, not at the top: it pulls in timm and torchvision
+
     return smp.Unet(
         encoder_name=protocol.encoder,
         encoder_weights=None,

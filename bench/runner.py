@@ -30,6 +30,8 @@ from typing import Any
 from ray import tune
 
 from bench.errors import BenchError
+from bench.grid import TrialSpec
+from bench.grid import plan_grid as plan_grid  # re-exported: the grid is planned (every name checked) before Ray loads
 from bench.method import methods
 from bench.noise import parse_noise
 from bench.protocols import Protocol
@@ -42,34 +44,6 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Ctrl-C: a KeyboardInterrupt in the driver instead of Tune's "save and return as if finished".
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """One cell of the grid: everything a trial is a function of."""
-
-    protocol: str
-    method: str
-    noise: str
-    seed: int
-
-    @property
-    def label(self) -> str:
-        """A short human-readable name."""
-        return f"{self.method} | {self.noise} | seed {self.seed}"
-
-
-def plan_grid(protocol: Protocol, method_names: list[str], noise_specs: list[str], seeds: list[int]) -> list[TrialSpec]:
-    """The grid in a fixed order, after checking every name and spec (BenchError on the first bad one)."""
-    if not method_names or not noise_specs or not seeds:
-        raise BenchError("the grid is empty: give at least one method, one noise spec and one seed")
-    for name in method_names:
-        methods.get(name)
-    canonical = [parse_noise(s).text for s in noise_specs]
-    if any(s < 0 for s in seeds):
-        raise BenchError(f"seeds must be non-negative integers, got {seeds}")
-    unique_methods, unique_noise, unique_seeds = dict.fromkeys(method_names), dict.fromkeys(canonical), dict.fromkeys(seeds)
-    return [TrialSpec(protocol.name, m, n, s) for m in unique_methods for n in unique_noise for s in unique_seeds]
 
 
 def cell_path(out: Path, spec: TrialSpec, protocol: Protocol) -> Path:

@@ -1,5 +1,6 @@
-"""The command line: exit codes, one-line errors, no tracebacks."""
+"""The command line: exit codes, one-line errors, no tracebacks, light imports."""
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +8,62 @@ from pathlib import Path
 import pytest
 
 from bench import BenchError
-from bench.cli import main, split_noise_list
+from bench.cli import build_parser, main, split_noise_list
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "ray", "pandas", "segmentation_models_pytorch")
+# Calls bench.cli.main in a fresh interpreter, then prints which heavy modules it imported as the last stdout line.
+CHILD = f"""
+import sys
+from bench.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as stop:
+    code = stop.code
+print("loaded:", *[m for m in {HEAVY!r} if m in sys.modules])
+sys.exit(code)
+"""
+
+
+def run_child(argv: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `bench ARGV` through CHILD from the repository root; the result and the heavy modules it imported."""
+    out = subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=ROOT, capture_output=True, text=True)
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("loaded:"), out.stdout + out.stderr
+    return out, set(last.split()[1:])
+
+
+def help_argvs(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """`--help` of the parser and of every subcommand under it, nested ones too."""
+    argvs = [[*prefix, "--help"]]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                argvs += help_argvs(sub, (*prefix, name))
+    return argvs
+
+
+@pytest.mark.parametrize("argv", help_argvs(build_parser()), ids=" ".join)
+def test_help_imports_no_torch_ray_or_pandas(argv):
+    out, loaded = run_child(argv)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: bench")
+    assert loaded == set(), f"bench {' '.join(argv)} imported {sorted(loaded)}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--method", "basline"], "bench: error: unknown method 'basline'; did you mean 'baseline'? (see: bench list methods)"),
+        (["run", "--noise", "systemtic:0.5"], "bench: error: unknown noise type 'systemtic'; did you mean 'systematic'?"),
+    ],
+)
+def test_bad_name_is_refused_before_ray_or_the_model(argv, message, tmp_path):
+    out, loaded = run_child([*argv, "--out", str(tmp_path / "r")])
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(message), out.stderr
+    assert not loaded & {"ray", "segmentation_models_pytorch"}, sorted(loaded)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(
