@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# installs the plugin loader every registry lookup calls first (cheap: no plugin is loaded here)
+from bench import plugins as _plugins  # noqa: F401
+
 # `protocols` is also a submodule's name: importing bench.protocols sets bench.protocols to that module,
 # which would hide the registry from __getattr__. Bound now, the registry wins (no torch, pandas or Ray there).
 from bench.protocols import protocols as protocols

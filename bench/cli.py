@@ -296,14 +296,15 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
     check_png_path(args.out)
     options = {"patients": 12} if args.dataset == "echo-phantom" else {}  # a small phantom draws in seconds
     train = load_dataset(args.dataset, size=args.size, **options).split("train")
-    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, args.seed, info=train.info)
+    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, args.seed, info=train.info, label_set=train.label_set)
     rows = [int(i) for i in np.flatnonzero(noisy.corrupted)[:4]] or list(range(min(4, len(train))))
     notes = [f"{train.ids[i]}  label Dice {noisy.label_dice[i]:.3f}" for i in rows]
     caption = (
         f"{spec.text} on {args.dataset} {args.size}px, seed {args.seed}: {int(noisy.corrupted.sum())}/{len(train)} corrupted, "
         f"mean label Dice {noisy.mean_label_dice:.3f}"
     )
-    save_png(compare_figure(train.images[rows], train.labels[rows], noisy.labels[rows], caption, notes), args.out)
+    figure = compare_figure(train.images[rows], train.labels[rows], noisy.labels[rows], caption, notes, label_set=train.label_set)
+    save_png(figure, args.out)
     console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
     return 0
 
@@ -358,7 +359,7 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     notes = [data.ids[i] + (f" ({quality[i]})" if quality is not None else "") for i in rows]
     named = " ".join([args.name, *args.option])
     caption = f"{named} at {args.size}px ({data.fingerprint}): {len(rows)} of {len(data)} images"
-    save_png(grid_figure(data.images[rows], data.labels[rows], caption, notes), args.out)
+    save_png(grid_figure(data.images[rows], data.labels[rows], caption, notes, label_set=data.label_set), args.out)
     console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
     return 0
 

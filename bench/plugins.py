@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.errors import BenchError
+from bench.registry import add_loader
 
 ENTRY_POINT_GROUP = "echo_noise_bench.plugins"
 PLUGIN_FOLDERS = ("datasets", "methods")
@@ -119,3 +120,6 @@ def plugin_module(folder: str, name: str) -> ModuleType:
         known = sorted(m.removeprefix(prefix) for m in sys.modules if m.startswith(prefix))
         raise BenchError(f"unknown plugin {name!r} in {folder}/; loaded there: {', '.join(known) or 'nothing'}")
     return module
+
+
+add_loader(load_plugins)  # every registry lookup first loads the plugins (bench.registry never imports this module)

@@ -83,7 +83,17 @@ class Registry(Generic[T]):
         return len(self.names())
 
 
-def _ensure_plugins() -> None:
-    from bench.plugins import load_plugins
+#: called before every lookup to fill the registries; `bench.plugins` installs its loader here on import, so this
+#: lowest layer never imports the layers above it (`import bench` imports bench.plugins)
+_loaders: list[Callable[[], None]] = []
 
-    load_plugins()
+
+def add_loader(loader: Callable[[], None]) -> None:
+    """Have `loader` run before every registry lookup (it must be cheap once done: `load_plugins` is)."""
+    if loader not in _loaders:
+        _loaders.append(loader)
+
+
+def _ensure_plugins() -> None:
+    for loader in _loaders:
+        loader()
