@@ -8,11 +8,13 @@ pandas, rich or Ray, and a usage error only rich; each command imports what it u
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bench.errors import BenchError
+from bench.files import RunLock, check_output_file, check_output_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,21 +49,51 @@ def split_noise_list(text: str) -> list[str]:
     return specs
 
 
-def _csv(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+#: seeds are 32-bit (numpy's and Python's seeding take them whole) and a run has at most this many
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 1000
+#: `bench data show` draws at most this many images
+MAX_SHOWN = 64
+
+
+def _csv(text: str, what: str) -> list[str]:
+    """The items of a comma list, each kept as typed (stripped); an empty item is refused, never dropped."""
+    items = [s.strip() for s in text.split(",")]
+    if not all(items):
+        raise BenchError(f"{what} '{text}' has an empty item; write a comma list such as a,b")
+    return items
 
 
 def _int_list(text: str, what: str) -> list[int]:
     try:
-        return [int(s) for s in _csv(text)]
+        return [int(s) for s in _csv(text, what)]
     except ValueError:
         raise BenchError(f"{what} must be integers, got '{text}'") from None
 
 
+def _seed_list(args: argparse.Namespace, default: tuple[int, ...]) -> list[int]:
+    """The run's seeds from --seed (a list) or --seeds (a count), each in 0..MAX_SEED."""
+    if args.seeds is not None:
+        counts = _int_list(args.seeds, "--seeds")
+        if len(counts) != 1:
+            raise BenchError(f"--seeds takes one count N (seeds 0..N-1), got '{args.seeds}'; for given seeds use --seed {args.seeds}")
+        if not 1 <= counts[0] <= MAX_SEEDS:
+            raise BenchError(f"--seeds must be between 1 and {MAX_SEEDS}, got {counts[0]}")
+        return list(range(counts[0]))
+    seeds = _int_list(args.seed, "--seed") if args.seed is not None else list(default)
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise BenchError(f"seeds must be integers in 0..{MAX_SEED}, got {bad[0]}")
+    if len(seeds) > MAX_SEEDS:
+        raise BenchError(f"at most {MAX_SEEDS} seeds per run, got {len(seeds)}")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = _Parser(prog="bench", description="Benchmark segmentation methods under noisy ground truth (CAMUS echo).")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(prog="bench", description="Benchmark segmentation methods under noisy ground truth (CAMUS echo).", allow_abbrev=False)
+    # allow_abbrev=False everywhere: --meth is an unknown option, never silently taken for --method
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(_Parser, allow_abbrev=False))
 
     run = sub.add_parser("run", help="run a grid of trials (methods x noise specs x seeds) under Ray Tune")
     run.add_argument("--protocol", default=DEFAULT_PROTOCOL, help=f"protocol name (default {DEFAULT_PROTOCOL}; see: bench list protocols)")
@@ -98,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     noise = sub.add_parser("noise", help="look at a noise model: bench noise show SPEC")
-    noise_sub = noise.add_subparsers(dest="noise_command", required=True, parser_class=_Parser)
+    noise_sub = noise.add_subparsers(dest="noise_command", required=True, parser_class=functools.partial(_Parser, allow_abbrev=False))
     show = noise_sub.add_parser("show", help="draw clean and noisy contours side by side for a few training samples (PNG)")
     show.add_argument("spec", help="noise spec TYPE:LEVEL[,key=value...] (see README, Noise models)")
     show.add_argument("--dataset", default="echo-phantom", help="dataset name (default echo-phantom, 12 patients)")
@@ -107,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", type=Path, default=Path("noise.png"), help="PNG file to write (default ./noise.png)")
 
     data = sub.add_parser("data", help="look at a dataset: bench data show NAME")
-    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=functools.partial(_Parser, allow_abbrev=False))
     dshow = data_sub.add_parser("show", help="draw a grid of example images with their label contours (PNG)")
     dshow.add_argument("name", help="dataset name (see: bench list datasets)")
     dshow.add_argument("--data-root", type=Path, default=None, help="local copy of a dataset that reads files (CAMUS)")
@@ -132,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default: from the --out suffix .md/.csv/.html/.tex, else table)",
     )
     leader.add_argument("--out", type=Path, default=None, help="write the board to this file, atomically (default: print to stdout)")
+    leader.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave out records that bench validate rejects (each named on stderr) instead of refusing the board",
+    )
 
     lister = sub.add_parser("list", help="list what is registered")
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
@@ -208,19 +245,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.protocols import protocols
 
     protocol = protocols.get(args.protocol)
-    method_names = _csv(args.method)
+    method_names = _csv(args.method, "--method")
     noise_specs: list[str] = []
     for text in args.noise or [DEFAULT_NOISE]:
         noise_specs += list(protocol.noise_grid) if text.strip() == "protocol" else split_noise_list(text)
-    if args.seed is not None:
-        seeds = _int_list(args.seed, "--seed")
-    elif args.seeds is not None:
-        (count,) = _int_list(args.seeds, "--seeds") or [0]
-        if count < 1:
-            raise BenchError(f"--seeds must be at least 1, got {count}")
-        seeds = list(range(count))
-    else:
-        seeds = list(protocol.seeds)
+    seeds = _seed_list(args, protocol.seeds)
     if args.cpus_per_trial < 1:
         raise BenchError(f"--cpus-per-trial must be at least 1, got {args.cpus_per_trial}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
@@ -228,18 +257,34 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if not 0.0 <= args.gpus_per_trial < float("inf"):
         raise BenchError(f"--gpus-per-trial must be a number >= 0, got {args.gpus_per_trial}")
     grid = plan_grid(protocol, method_names, noise_specs, seeds)
-    if args.out.exists() and not args.out.is_dir():
-        raise BenchError(f"--out {args.out} exists and is not a folder; pick another path")
+    check_output_folder(args.out)  # before data and Ray: read-only, under a file, ... (creates nothing)
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise BenchError(f"--data-root {args.data_root} is not a folder; give the folder that holds the dataset")
 
-    from rich.markup import escape
+    from bench.runner import check_existing, probe_address
 
-    from bench.display import TrialDisplay, summary_table
-    from bench.runner import check_existing, probe_address, run_grid
-    from bench.trial import protocol_data
-
+    lock = RunLock(args.out, " ".join(["bench", *args.argv]))
+    lock.refuse_if_held()  # another run on this --out is refused before any work, and again when the lock is taken
     if args.address:
         probe_address(args.address)  # a wrong address fails in seconds, before any work
     existing = check_existing(grid, args.out, {protocol.name: protocol}, resume=args.resume)  # never overwrites without --resume
+    if existing.todo:
+        from bench.trial import protocol_data
+
+        with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
+            protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
+    with lock:  # one run per --out; released however the run ends
+        return _run_locked(args, console, protocol, grid)
+
+
+def _run_locked(args: argparse.Namespace, console: Console, protocol: Protocol, grid: list) -> int:
+    """The part of `bench run` that holds --out's lock: find what is done (again, under the lock), run the rest, summarise."""
+    from rich.markup import escape
+
+    from bench.display import TrialDisplay, summary_table
+    from bench.runner import check_existing, run_grid
+
+    existing = check_existing(grid, args.out, {protocol.name: protocol}, resume=args.resume)
     if args.resume:
         redo = f" ({len(existing.redo)} failed or unreadable before, rerun)" if existing.redo else ""
         console.print(
@@ -249,8 +294,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         )
     records: list = []
     if existing.todo:
-        with console.status(f"preparing {protocol.dataset} at {protocol.image_size} px"):
-            protocol_data(protocol, args.data_root)  # bad data fails here, before Ray starts; fills the cache once
         where = f"on the Ray cluster at {args.address}" if args.address else "on a local Ray"
         gpus = f", {args.gpus_per_trial:g} GPU" if args.gpus_per_trial else ""
         console.print(
@@ -290,10 +333,12 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
 
     from bench.data import load_dataset
     from bench.noise import apply_noise, parse_noise
-    from bench.plots import check_png_path, compare_figure, save_png
+    from bench.plots import compare_figure, save_png
 
     spec = parse_noise(args.spec)  # a bad spec fails here, before any work or file
-    check_png_path(args.out)
+    check_output_file(args.out, suffixes=(".png",))
+    if not 0 <= args.seed <= MAX_SEED:
+        raise BenchError(f"--seed must be an integer in 0..{MAX_SEED}, got {args.seed}")
     options = {"patients": 12} if args.dataset == "echo-phantom" else {}  # a small phantom draws in seconds
     train = load_dataset(args.dataset, size=args.size, **options).split("train")
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, args.seed, info=train.info, label_set=train.label_set)
@@ -346,11 +391,13 @@ def pick_examples(info: pd.DataFrame, count: int) -> list[int]:
 def cmd_data(args: argparse.Namespace, console: Console) -> int:
     """`bench data show`: a grid of example images with their label contours, for people to look at."""
     from bench.data import load_dataset
-    from bench.plots import check_png_path, grid_figure, save_png
+    from bench.plots import grid_figure, save_png
 
-    check_png_path(args.out)
-    if args.count < 1:
-        raise BenchError(f"--count must be at least 1, got {args.count}")
+    check_output_file(args.out, suffixes=(".png",))
+    if not 1 <= args.count <= MAX_SHOWN:
+        raise BenchError(f"--count must be between 1 and {MAX_SHOWN}, got {args.count}")
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise BenchError(f"--data-root {args.data_root} is not a folder; give the folder that holds the dataset")
     options = {"patients": 30} if args.name == "echo-phantom" else {}  # a small phantom draws in seconds
     options.update(parse_options(args.option))
     data = load_dataset(args.name, size=args.size, root=args.data_root, **options)
@@ -369,10 +416,21 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     from bench.files import write_text_atomic
     from bench.leaderboard import SUFFIX_FORMATS, board, load_records, print_tables, render
 
-    fmt = args.format or (SUFFIX_FORMATS.get(args.out.suffix.lower(), "table") if args.out is not None else "table")
-    if args.out is not None and args.out.is_dir():
-        raise BenchError(f"--out {args.out} is a folder; give a file name, e.g. {args.out / ('board.' + fmt)}")
-    frame = board(load_records(args.paths or [Path("leaderboard")], protocol=args.protocol))
+    if args.out is not None:
+        check_output_file(args.out)
+    fmt = board_format(args.format, args.out, SUFFIX_FORMATS)
+    skipped: list[tuple[Path, str]] = []
+    notes: list[str] = []
+    paths = args.paths or [Path("leaderboard")]
+    records = load_records(paths, protocol=args.protocol, skip_invalid=args.skip_invalid, skipped=skipped, notes=notes)
+    errors = _stderr_console()
+    for file, problem in skipped:
+        errors.print(f"skipped {file}: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if skipped:
+        errors.print(f"{len({f for f, _ in skipped})} invalid record file(s) left out (--skip-invalid)", markup=False, highlight=False)
+    for note in notes:
+        errors.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    frame = board(records)
     if args.out is None and fmt == "table":
         print_tables(frame, console)
         return 0
@@ -383,6 +441,20 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     write_text_atomic(args.out, text)
     console.print(f"wrote {args.out} ({fmt}): {len(frame)} rows", markup=False, highlight=False)
     return 0
+
+
+def board_format(given: str | None, out: Path | None, suffixes: dict[str, str]) -> str:
+    """The board's format: --format, else the --out suffix's; a suffix that names no format, or another one, is refused
+    (`.txt` takes any format, and means the plain table without --format)."""
+    if out is None:
+        return given or "table"
+    implied = suffixes.get(out.suffix.lower())
+    if given is None and implied is None:
+        known = ", ".join(sorted(suffixes))
+        raise BenchError(f"--out {out}: cannot tell the format from '{out.suffix or 'no suffix'}'; name the file {known}, or give --format")
+    if given is not None and implied is not None and implied != given and out.suffix.lower() != ".txt":  # .txt holds any text
+        raise BenchError(f"--out {out} names the {implied} format but --format is {given}; make them agree")
+    return given or implied
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -421,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bench` console script."""
     try:
         args = build_parser().parse_args(argv)  # --help needs argparse only; consoles (rich) come after
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         handler = {
             "run": cmd_run,
             "list": cmd_list,

@@ -26,6 +26,8 @@ STRUCTURES: dict[int, str] = CAMUS_LABELS.by_value
 #: CAMUS label values and their names for people, background included (`CAMUS_LABELS.titles`)
 LABEL_NAMES: dict[int, str] = CAMUS_LABELS.titles
 SPLITS = ("train", "val", "test")
+#: image sides `load_dataset` accepts, in pixels (CAMUS is about 600 x 800; 2048 x 2048 already needs 4 MB per image)
+MIN_SIZE, MAX_SIZE = 16, 2048
 INFO_COLUMNS = ("id", "patient", "view", "phase", "split")
 
 
@@ -106,8 +108,8 @@ datasets: Registry[DatasetAdapter] = Registry("dataset")
 def load_dataset(name: str, *, size: int = 256, root: str | Path | None = None, **options: Any) -> Data:
     """Build dataset `name` at `size` x `size` (the documented entry point)."""
     adapter = datasets.get(name)
-    if size < 16:
-        raise BenchError(f"image size {size} is too small; use 16 px or more")
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise BenchError(f"image size {size!r} is out of range; use a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}")
     params = inspect.signature(adapter).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(options) - set(params))

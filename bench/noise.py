@@ -144,12 +144,14 @@ class NoiseSpec:
 
     @property
     def text(self) -> str:
-        """The canonical spec string (defaults left out)."""
+        """The canonical spec string (defaults left out); the level exactly as parsed (shortest round-trip form,
+        `1.0` as `1`), so two specs that differ never share a name."""
         if self.type == "none":
             return "none"
         gen = noises.get(self.type)
         extra = [f"{k}={v}" for k, v in sorted(self.params.items()) if v != gen.params[k].default]
-        return ",".join([f"{self.type}:{self.level:g}", *extra])
+        level = repr(float(self.level)).removesuffix(".0")
+        return ",".join([f"{self.type}:{level}", *extra])
 
 
 def parse_noise(spec: str) -> NoiseSpec:
@@ -181,6 +183,10 @@ def parse_noise(spec: str) -> NoiseSpec:
             raise BenchError(f"noise spec '{spec}': key '{key}' is given twice; give each key once")
         seen.add(key)
         params[key] = gen.params[key].parse(key, value, spec)
+    for low in (k for k in params if k.startswith("min_") and "max_" + k[4:] in params):
+        high = "max_" + low[4:]
+        if params[low] > params[high]:  # refused, never silently swapped
+            raise BenchError(f"noise spec '{spec}': {low}={params[low]:g} is larger than {high}={params[high]:g}; give {low} <= {high}")
     return NoiseSpec(type_name, level, params)
 
 

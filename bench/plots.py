@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.errors import BenchError
 from bench.files import atomic_writer
 from bench.labelmaps import boundary
 from bench.labelset import CAMUS_LABELS, LabelSet
@@ -96,14 +95,6 @@ def grid_figure(
         fig.paste(contour_panel(images[i], labels[i], label_set=label_set), (left, top))
         draw.text((left + 4, top + 4), notes[i], fill=(255, 255, 160))
     return fig
-
-
-def check_png_path(path: Path) -> None:
-    """A BenchError unless `path` ends in .png and its folder exists (checked before any work)."""
-    if path.suffix.lower() != ".png":
-        raise BenchError(f"--out {path} must end in .png")
-    if not path.parent.is_dir():
-        raise BenchError(f"--out {path}: folder {path.parent} does not exist; create it or pick another path")
 
 
 def save_png(fig: Image.Image, path: Path) -> None:

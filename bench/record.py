@@ -187,8 +187,16 @@ class Record:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def write(self, root: Path) -> Path:
-        """Write the record atomically to its path under `root`; return the path."""
+        """Write the record atomically to its path under `root`; return the path.
+
+        Refused when the existing part of its folder resolves outside `root` (a symbolic link
+        planted in the output folder): records are only ever written inside it. The file
+        itself is replaced by a rename, which never follows a link at its name.
+        """
         path = self.path(root)
+        existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == Path(root))
+        if not existing.resolve().is_relative_to(Path(root).resolve()):
+            raise BenchError(f"{existing} leads outside {root} (a symbolic link?); records are only written inside the output folder")
         write_text_atomic(path, self.to_json())
         return path
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import traceback
 from collections.abc import Mapping
@@ -311,7 +312,7 @@ def run_grid(
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or 0, reuse_actors=True),
         run_config=tune.RunConfig(
             storage_path=storage_path,
-            name=f"run-{now().replace(':', '')}",
+            name=f"run-{now().replace(':', '')}-{os.getpid()}-{secrets.token_hex(3)}",  # unique even within a second
             verbose=0,
             callbacks=[writer, display] if display is not None else [writer],
             log_to_file=False,

@@ -78,7 +78,7 @@ def test_bad_name_is_refused_before_ray_or_the_model(argv, message, tmp_path):
         (["run", "--noise", "systematic:0.5,size=3"], "unknown key 'size' for systematic; allowed keys: direction, mm, structure"),
         (["run", "--noise", "systematic:0.5,structure=rv"], "structure=rv is not allowed; use one of lv, myo, la"),
         (["run", "--noise", "random:0.5,max_mm=99"], "max_mm=99 is out of range"),
-        (["run", "--seeds", "0"], "--seeds must be at least 1"),
+        (["run", "--seeds", "0"], "--seeds must be between 1 and 1000"),
         (["run", "--seed", "a"], "--seed must be integers"),
         (["run", "--cpus-per-trial", "0"], "--cpus-per-trial must be at least 1"),
         (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
@@ -156,7 +156,7 @@ def test_data_show_passes_dataset_options(tmp_path, capsys):
     [
         (["data", "show", "echo-phantm"], "unknown dataset 'echo-phantm'; did you mean 'echo-phantom'?"),
         (["data", "show", "echo-phantom", "--out", "x.jpg"], "must end in .png"),
-        (["data", "show", "echo-phantom", "--count", "0"], "--count must be at least 1"),
+        (["data", "show", "echo-phantom", "--count", "0"], "--count must be between 1 and 64"),
         (["data", "show", "camus", "--data-root", "/nonexistent/camus"], "/nonexistent/camus"),
         (["data", "show", "echo-phantom", "--option", "generator"], "--option 'generator' is malformed; write KEY=VALUE"),
         (["data", "show", "echo-phantom", "--option", "generator=9"], "generator=9 is unknown; use one of 2, 3"),

@@ -44,6 +44,7 @@ GENERATORS = tuple(RENDERERS)
 DEFAULT_GENERATOR = 2
 
 _DEFAULT_PATIENTS = 500
+_MAX_PATIENTS = 10_000  # 40,000 images; at 256 px about 5 GB of images and labels
 _MIN_SIZE = 32  # smallest size at which every label map is CAMUS-valid (apex enclosed by myocardium)
 
 
@@ -57,8 +58,12 @@ def _check(size: int, patients: int, seed: int, splits, generator: int) -> tuple
             f"echo-phantom: size={size!r} is invalid; use an integer of {_MIN_SIZE} px or more "
             "(below that the sector edge cuts the apical myocardium)"
         )
-    if not isinstance(patients, (int, np.integer)) or patients < 3:
+    if not isinstance(patients, (int, np.integer)) or isinstance(patients, bool):
+        raise BenchError(f"echo-phantom: patients={patients!r} is not a whole number; use 3 to {_MAX_PATIENTS}")
+    if patients < 3:
         raise BenchError(f"echo-phantom: patients={patients!r} is too few; use 3 or more (one per split)")
+    if patients > _MAX_PATIENTS:
+        raise BenchError(f"echo-phantom: patients={patients!r} is too many; use at most {_MAX_PATIENTS} (CAMUS has 500)")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BenchError(f"echo-phantom: seed={seed!r} is invalid; use a non-negative integer")
     if splits is None:
