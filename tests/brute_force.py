@@ -1,4 +1,5 @@
-"""Independent truth for label-map tests: explicit loops and breadth-first searches, no scipy, no shifted-array tricks."""
+"""Independent truth for label-map tests: explicit loops and breadth-first searches, no scipy, no shifted-array tricks,
+and a hand-made heart to run them on."""
 
 from collections import deque
 
@@ -6,6 +7,15 @@ import numpy as np
 
 FOUR = ((-1, 0), (1, 0), (0, -1), (0, 1))
 EIGHT = (*FOUR, (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def heart(h: int = 48, w: int = 40) -> np.ndarray:
+    """A hand-made label map: LV rectangle, myocardium band open at the base, atrium below."""
+    lab = np.zeros((h, w), np.uint8)
+    lab[5:30, 8:32] = 2
+    lab[10:30, 13:27] = 1
+    lab[30:42, 12:28] = 3
+    return lab
 
 
 def _flood(mask: np.ndarray, seeds: list[tuple[int, int]], steps: tuple[tuple[int, int], ...]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from brute_force import brute_boundary, flood_components, hole_pixels, masks
+from brute_force import brute_boundary, flood_components, heart, hole_pixels, masks
 
 from bench.labelmaps import (
     boundary,
@@ -24,15 +24,6 @@ from bench.labelmaps import (
 from bench.labelset import CAMUS_LABELS, LabelSet, Structure
 
 TWO = LabelSet("two", (Structure(1, "a", "A"), Structure(2, "b", "B")))
-
-
-def heart(h: int = 48, w: int = 40) -> np.ndarray:
-    """A hand-made label map: LV rectangle, myocardium band open at the base, atrium below."""
-    lab = np.zeros((h, w), np.uint8)
-    lab[5:30, 8:32] = 2
-    lab[10:30, 13:27] = 1
-    lab[30:42, 12:28] = 3
-    return lab
 
 
 def blobs(rng: np.random.Generator, shape: tuple[int, ...], k: int = 4) -> np.ndarray:

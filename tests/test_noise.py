@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from brute_force import flood_components, hole_pixels, masks
+from brute_force import flood_components, heart, hole_pixels, masks
 from PIL import Image
 
 import bench
@@ -14,15 +14,6 @@ from bench.cli import main
 from bench.labelset import LabelSet, Structure
 from bench.noise import select_corrupted
 from bench.trial import protocol_data
-
-
-def heart(h: int = 48, w: int = 40) -> np.ndarray:
-    """A hand-made label map: LV rectangle, myocardium band open at the base, atrium below."""
-    lab = np.zeros((h, w), np.uint8)
-    lab[5:30, 8:32] = 2
-    lab[10:30, 13:27] = 1
-    lab[30:42, 12:28] = 3
-    return lab
 
 
 def brute_force_grow(lab: np.ndarray, value: int, into: int, mm: float, spacing) -> np.ndarray:
