@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "load_dataset": "bench.data",
     "BenchError": "bench.errors",
     "mixture_flags": "bench.flagging",
+    "high_population_flags": "bench.flagging",
     "clean_label_map": "bench.labelmaps",
     "CAMUS_LABELS": "bench.labelset",
     "LabelSet": "bench.labelset",
