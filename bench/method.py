@@ -61,6 +61,8 @@ class TrialInputs:
     info: pd.DataFrame | None  # one metadata row per training sample (id, patient, view, phase, ...)
     label_set: LabelSet  # what the label values mean (the dataset's structures)
     device: torch.device  # where the model runs; state stays on the CPU and batches move (bench.device)
+    #: float64 (N, 2), read-only: mm per pixel along (row, col) of each training image (None: not known)
+    spacing: np.ndarray | None = None
     #: the noise truth (bool (N,): which samples are corrupted); None unless the recipe's
     #: detector is a reference (`Detector.reference`), the only role allowed to read it
     truth_corrupted: np.ndarray | None = None

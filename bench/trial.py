@@ -78,6 +78,7 @@ def initial_trial(
         info=train.info,
         label_set=train.label_set,
         device=device or torch.device("cpu"),
+        spacing=read_only(np.asarray(train.spacing, dtype=np.float64)),
         truth_corrupted=read_only(noisy.corrupted) if reference else None,
     )
     labels = torch.from_numpy(noisy.labels.astype(np.int64))

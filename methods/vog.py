@@ -15,17 +15,30 @@ happens after the last checkpoint; a trainer that edits labels during training
 (ADELE-style) would otherwise move the target between checkpoints and add variance
 of its own making.
 
-Gradients cover every pixel (no restriction to the boundary or the foreground):
-the label changes of the error models sit on structure boundaries, but the input
-gradient of a pixel's logit spreads over its receptive field anyway, and a mask
-would need a width that depends on the noise; `region="foreground"` is available.
+Region (where the logits are summed): `all` pixels (the v1 recipes); `foreground`;
+or `band`, the pixels within `band_mm` (3 mm) of a boundary of the given label
+(where two labels meet), because a sum over every pixel is dominated by the many
+pixels whose label nobody disputes, and the error models change labels at
+boundaries. The band needs the pixel spacing (`trial.inputs.spacing`).
 
-Checkpoints (default 3): spread evenly over the epochs up to the detection epoch,
-epoch ceil(D * k / K) for k = 1..K, D the detection epoch (D = 4 of 8: epochs 2, 3, 4;
-D = 6 of 12: 2, 4, 6), D from the recipe's schedule (`trial.detect_epoch`); if
-`score` is called at an epoch that is not yet a checkpoint, that epoch is added as
-the last one, so the detection epoch is always included. Explicit epochs
-can be given as a list instead of a count.
+Checkpoints (default 3, `window="spread"`, the v1 recipes): spread evenly over the
+epochs up to the detection epoch, epoch ceil(D * k / K) for k = 1..K, D the detection
+epoch (D = 4 of 8: epochs 2, 3, 4; D = 6 of 12: 2, 4, 6), D from the recipe's schedule
+(`trial.detect_epoch`); if `score` is called at an epoch that is not yet a
+checkpoint, that epoch is added as the last one, so the detection epoch is always
+included. Explicit epochs can be given as a list instead of a count.
+
+Training stage (`window`): Agarwal et al. (CVPR 2022, section 3.5) find that the
+relation between VOG and error reverses over training: in the early stage the
+samples with the highest VOG have the LOWEST error (updates hinge on easy
+samples), in the late stage the highest VOG marks the hardest and mislabelled
+ones; their CIFAR code keeps checkpoints 0-2 and 347-349 of 350. So a window is
+K consecutive epochs: `early` = 1..K, `middle` = K epochs centred on D / 2, `late`
+= D-K+1..D (exactly these; the detection epoch is not added). The sign of the score
+is fixed per window from the paper, before any result was looked at: `early` -1
+(high VOG = clean), `late` +1 and `spread` +1; `middle` +1, the paper's late-stage
+reading, since it names no reversal before the late stage (uncertain: the paper
+reports only early and late).
 
 Memory: Welford's online mean and M2 over checkpoints, O(N x H x W), never K maps.
 Cost: one eval-mode forward and one input-only backward per batch at each checkpoint,
@@ -51,12 +64,40 @@ import torch
 from bench import Detector, Scores, Trial, detectors, register_refurb_and_discard
 
 NORMALISE = ("group", "none", "abs")
-REGIONS = ("all", "foreground")
+REGIONS = ("all", "foreground", "band")
+#: training-stage windows and the sign each gives VOG (fixed from Agarwal et al. 2022, section 3.5; see the docstring)
+WINDOW_SIGN = {"spread": 1.0, "early": -1.0, "middle": 1.0, "late": 1.0}
 
 
 def checkpoint_epochs(count: int, detect_epoch: int) -> list[int]:
     """K epochs spread evenly over 1..detect_epoch, ending at it: ceil(D * k / K), duplicates dropped."""
     return sorted({min(detect_epoch, max(1, math.ceil(detect_epoch * k / count))) for k in range(1, count + 1)})
+
+
+def window_epochs(window: str, count: int, detect_epoch: int) -> list[int]:
+    """The checkpoint epochs of a training-stage window over epochs 1..detect_epoch (see the module docstring)."""
+    if window == "spread":
+        return checkpoint_epochs(count, detect_epoch)
+    k = min(count, detect_epoch)
+    start = {"early": 1, "middle": (detect_epoch - k) // 2 + 1, "late": detect_epoch - k + 1}[window]
+    return list(range(start, start + k))
+
+
+def boundary_band(labels: np.ndarray, spacing: np.ndarray, mm: float) -> np.ndarray:
+    """bool (N, H, W): pixels within `mm` (each image's spacing) of a pixel whose 4-neighbour has another label."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    edge = np.zeros(labels.shape, dtype=bool)
+    down, right = labels[:, 1:, :] != labels[:, :-1, :], labels[:, :, 1:] != labels[:, :, :-1]
+    edge[:, 1:, :] |= down
+    edge[:, :-1, :] |= down
+    edge[:, :, 1:] |= right
+    edge[:, :, :-1] |= right
+    band = np.zeros_like(edge)
+    for i in np.flatnonzero(edge.reshape(len(edge), -1).any(1)):  # once per trial, before the first checkpoint
+        band[i] = ndimage.distance_transform_edt(~edge[i], sampling=spacing[i]) <= mm
+    return band
 
 
 def group_normalise(scores: np.ndarray, groups: np.ndarray | None, mode: str = "group") -> np.ndarray:
@@ -90,6 +131,8 @@ class VOGDetector(Detector):
         group_by: Sequence[str] = ("view", "phase"),
         region: str = "all",
         batch_size: int | None = None,
+        window: str = "spread",
+        band_mm: float = 3.0,
     ) -> None:
         explicit = not isinstance(checkpoints, int)
         super().__init__(
@@ -98,7 +141,18 @@ class VOGDetector(Detector):
             group_by=list(group_by),
             region=region,
             batch_size=batch_size,
+            window=window,
+            band_mm=band_mm,
         )
+        if window not in WINDOW_SIGN:
+            raise ValueError(f"window must be one of {tuple(WINDOW_SIGN)}, not {window!r}")
+        if explicit and window != "spread":
+            raise ValueError("give explicit checkpoint epochs or a window, not both")
+        if band_mm <= 0:
+            raise ValueError("band_mm must be positive")
+        self.window = window
+        self.band_mm = band_mm
+        self._mask: torch.Tensor | None = None
         if explicit:
             epochs = sorted({int(e) for e in checkpoints})
             if not epochs or epochs[0] < 1:
@@ -152,8 +206,11 @@ class VOGDetector(Detector):
 
     # -- gradients -------------------------------------------------------------------------------
 
-    def input_gradients(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) input gradients of sum over pixels of each pixel's label logit, eval mode, channel mean.
+    def input_gradients(
+        self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, H, W) input gradients of the sum over pixels (those of `mask`, else the region's) of each pixel's label logit,
+        eval mode, channel mean.
 
         One forward and one backward for the whole batch: in eval mode samples do not
         interact, so the gradient of the batch sum w.r.t. sample i's pixels is sample i's own.
@@ -171,7 +228,9 @@ class VOGDetector(Detector):
                 logits = model(x)
                 target = labels.to(device=logits.device, dtype=torch.int64).unsqueeze(1)
                 picked = logits.gather(1, target).squeeze(1)
-                if self.region == "foreground":
+                if mask is not None:
+                    picked = picked * mask.to(picked.device)
+                elif self.region == "foreground":
                     picked = picked * (target.squeeze(1) > 0)
                 (grad,) = torch.autograd.grad(picked.sum(), x)
         finally:
@@ -190,8 +249,22 @@ class VOGDetector(Detector):
         """
         size = self.batch_size or 2 * trial.protocol.batch_size
         given = torch.from_numpy(np.asarray(trial.given, dtype=np.int64))
-        parts = [self.input_gradients(trial.model, trial.images[i : i + size], given[i : i + size]) for i in range(0, trial.n, size)]
+        mask = self.region_mask(trial)
+        parts = [
+            self.input_gradients(trial.model, trial.images[i : i + size], given[i : i + size], None if mask is None else mask[i : i + size])
+            for i in range(0, trial.n, size)
+        ]
         return torch.cat(parts).cpu()
+
+    def region_mask(self, trial: Trial) -> torch.Tensor | None:
+        """The `band` region's (N, H, W) pixel mask of the given labels (made once); None for the other regions."""
+        if self.region != "band":
+            return None
+        if self._mask is None:
+            if trial.inputs.spacing is None:
+                raise RuntimeError("the band region needs the pixel spacing (trial.inputs.spacing)")
+            self._mask = torch.from_numpy(boundary_band(trial.given, trial.inputs.spacing, self.band_mm))
+        return self._mask
 
     # -- hooks -----------------------------------------------------------------------------------
 
@@ -199,7 +272,7 @@ class VOGDetector(Detector):
         """The checkpoint epochs for this protocol (see the module docstring)."""
         if self.explicit is not None:
             return self.explicit
-        return checkpoint_epochs(self.count, trial.detect_epoch or trial.protocol.epochs)
+        return window_epochs(self.window, self.count, trial.detect_epoch or trial.protocol.epochs)
 
     def checkpoint(self, trial: Trial) -> None:
         """Take this epoch's gradient maps into the running statistics (once per epoch)."""
@@ -213,14 +286,15 @@ class VOGDetector(Detector):
             self.checkpoint(trial)
 
     def score(self, trial: Trial) -> Scores:
-        self.checkpoint(trial)  # the detection epoch is always a checkpoint (a no-op when planned)
+        if self.window == "spread":
+            self.checkpoint(trial)  # the detection epoch is always a checkpoint (a no-op when planned)
         self.raw = self.vog()
         groups = None
         if self.normalise != "none" and self.group_by and trial.info is not None:
             columns = [c for c in self.group_by if c in trial.info.columns]
             if columns:
                 groups = trial.info[columns].astype(str).agg("/".join, axis=1).to_numpy()
-        return Scores(group_normalise(self.raw, groups, self.normalise))
+        return Scores(group_normalise(WINDOW_SIGN[self.window] * self.raw, groups, self.normalise))
 
 
 register_refurb_and_discard(

@@ -7,6 +7,7 @@ public plugin loader (`bench.plugins.plugin_module`), never by importing the plu
 from __future__ import annotations
 
 import dataclasses
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -211,3 +212,69 @@ def test_vog_over_the_whole_training_reports_its_auroc(capsys):
     for _, rows in train.info.groupby(["view", "phase"]).indices.items():
         assert scores[rows].mean() == pytest.approx(0.0, abs=1e-9)
         assert scores[rows].std() == pytest.approx(1.0, rel=1e-9)
+
+
+# ---------------------------------------------------------------- training-stage windows and the boundary band
+
+
+def test_windows_take_the_epochs_they_promise():
+    epochs = VOG_MODULE.window_epochs
+    assert epochs("early", 3, 8) == [1, 2, 3]
+    assert epochs("middle", 3, 8) == [3, 4, 5]  # centred on 8 / 2
+    assert epochs("late", 3, 8) == [6, 7, 8]
+    assert epochs("late", 3, 12) == [10, 11, 12] and epochs("middle", 3, 12) == [5, 6, 7]
+    assert epochs("late", 5, 2) == [1, 2]  # never more epochs than have been trained
+    assert epochs("spread", 3, 12) == VOG_MODULE.checkpoint_epochs(3, 12) == [4, 8, 12]
+    with pytest.raises(ValueError):
+        VOG(window="final")
+    with pytest.raises(ValueError):
+        VOG(checkpoints=[2, 4], window="late")
+
+
+def test_each_window_checkpoints_exactly_its_epochs_in_a_trial_and_signs_its_score():
+    """Through the loop: no detection epoch sneaks into a window; early negates the score (Agarwal et al. 2022, 3.5)."""
+    from bench.noise import apply_noise
+    from bench.training import fit
+    from bench.trial import initial_trial, protocol_data
+
+    protocol = dataclasses.replace(TINY, name="tiny-6", epochs=6)
+    train = protocol_data(protocol)["train"]
+    noisy = apply_noise("systematic:0.5", train.labels, train.spacing, train.ids, 0, info=train.info)
+    raw = {}
+    for window in ("early", "middle", "late"):
+        recipe = bench.Recipe(name=f"vog-{window}", description="test only", detector="vog", detect_at=1.0,
+                              detector_params={"window": window, "normalise": "none"})  # fmt: skip
+        torch.manual_seed(0)
+        result = fit(initial_trial(protocol, 0, train, noisy, recipe), recipe)
+        assert result.detector.seen == VOG_MODULE.window_epochs(window, 3, 6)
+        raw[window] = result.detector.raw
+        np.testing.assert_allclose(result.scores.values, VOG_MODULE.WINDOW_SIGN[window] * result.detector.raw)
+    assert VOG_MODULE.WINDOW_SIGN == {"spread": 1.0, "early": -1.0, "middle": 1.0, "late": 1.0}
+
+
+def test_the_band_is_every_pixel_within_its_distance_of_a_label_change():
+    labels = np.zeros((2, 9, 9), np.uint8)
+    labels[0, 3:6, 3:6] = 1  # a 3 x 3 square
+    spacing = np.array([[1.0, 1.0], [1.0, 1.0]])
+    band = VOG_MODULE.boundary_band(labels, spacing, 1.0)
+    # brute force: a pixel is in the band when some pixel with a differently labelled 4-neighbour is within 1 mm
+    edge = np.zeros((9, 9), bool)
+    for r in range(9):
+        for c in range(9):
+            for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                if 0 <= r + dr < 9 and 0 <= c + dc < 9 and labels[0, r + dr, c + dc] != labels[0, r, c]:
+                    edge[r, c] = True
+    want = np.array([[any(edge[a, b] and math.hypot(a - r, b - c) <= 1.0 for a in range(9) for b in range(9)) for c in range(9)]
+                     for r in range(9)])  # fmt: skip
+    np.testing.assert_array_equal(band[0], want)
+    assert not band[1].any()  # no label change, no band
+    wide = VOG_MODULE.boundary_band(labels, np.array([[0.5, 0.5]] * 2), 1.0)  # finer pixels: the same mm covers more of them
+    assert wide[0].sum() > band[0].sum()
+
+
+def test_band_region_gradients_ignore_pixels_outside_the_band(double_model):
+    images = torch.rand(2, 1, SIZE, SIZE, dtype=torch.float64)
+    labels = torch.zeros(2, SIZE, SIZE, dtype=torch.int64)
+    nothing = torch.zeros(2, SIZE, SIZE, dtype=torch.bool)
+    assert VOG(region="band").input_gradients(double_model, images, labels, nothing).abs().max() == 0
+    assert VOG(region="band").input_gradients(double_model, images, labels, ~nothing).abs().max() > 0
