@@ -63,9 +63,10 @@ class TrialInputs:
     device: torch.device  # where the model runs; state stays on the CPU and batches move (bench.device)
     #: float64 (N, 2), read-only: mm per pixel along (row, col) of each training image (None: not known)
     spacing: np.ndarray | None = None
-    #: the noise truth (bool (N,): which samples are corrupted); None unless the recipe's
-    #: detector is a reference (`Detector.reference`), the only role allowed to read it
+    #: the noise truth (bool (N,): which samples are corrupted) and the clean labels (uint8 (N, H, W)); None unless
+    #: the recipe is a reference (its detector or refurbisher declares `reference`), the only roles allowed to read them
     truth_corrupted: np.ndarray | None = None
+    truth_labels: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -337,6 +338,9 @@ class Detector:
 class Refurbisher:
     """Acts once on the flagged samples: replaces their labels or changes their loss weights."""
 
+    #: a reference (restoring the clean labels) reads the noise truth (`trial.inputs.truth_labels`); no method may
+    reference: ClassVar[bool] = False
+
     def __init__(self, **params: Any) -> None:
         self.params = params
 
@@ -393,6 +397,12 @@ class Recipe:
         if self.detect_at == 1.0:
             return epochs
         return min(max(1, round(self.detect_at * epochs)), max(1, epochs - 1))
+
+    @property
+    def reference(self) -> bool:
+        """Whether the recipe is a reference (a ceiling that reads the noise truth), not a method: never ranked."""
+        roles = ((detectors, self.detector), (refurbishers, self.refurbisher))
+        return any(name is not None and registry.get(name).reference for registry, name in roles)
 
     def describe(self) -> dict[str, Any]:
         """The recipe as plain data, for records and `bench list methods`."""

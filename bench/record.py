@@ -232,8 +232,8 @@ def protocol_section(protocol: Any) -> dict[str, Any]:
 
 
 def method_section(recipe: Any) -> dict[str, Any]:
-    """The record's `method` section of a `bench.Recipe`."""
-    return {"name": recipe.name, "recipe": recipe.describe()}
+    """The record's `method` section of a `bench.Recipe`; `reference`: a ceiling that read the noise truth, not a method."""
+    return {"name": recipe.name, "recipe": recipe.describe(), "reference": recipe.reference}
 
 
 def noise_section(spec: Any, n_corrupted: int | None = None, mean_label_dice: float | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
-from bench.method import Recipe, Trial, TrialInputs, detectors, methods, read_only
+from bench.method import Recipe, Trial, TrialInputs, methods, read_only
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
@@ -66,9 +66,9 @@ def initial_trial(
 ) -> Trial:
     """The trial a recipe starts training from: the training images, their noisy labels, unit weights.
 
-    The noise truth goes in only when the recipe's detector is a reference (the oracle).
+    The noise truth goes in only when the recipe is a reference (the oracle's detector, the restoring refurbisher).
     """
-    reference = recipe.detector is not None and detectors.get(recipe.detector).reference
+    reference = recipe.reference
     inputs = TrialInputs(
         protocol=protocol,
         seed=seed,
@@ -80,6 +80,7 @@ def initial_trial(
         device=device or torch.device("cpu"),
         spacing=read_only(np.asarray(train.spacing, dtype=np.float64)),
         truth_corrupted=read_only(noisy.corrupted) if reference else None,
+        truth_labels=read_only(train.labels) if reference else None,
     )
     labels = torch.from_numpy(noisy.labels.astype(np.int64))
     return Trial(inputs, labels, torch.ones(len(train)), torch.Generator().manual_seed(seed))
