@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "mixture_flags": "bench.flagging",
     "high_population_flags": "bench.flagging",
     "clean_label_map": "bench.labelmaps",
+    "make_valid": "bench.labelmaps",
     "CAMUS_LABELS": "bench.labelset",
     "LabelSet": "bench.labelset",
     "Structure": "bench.labelset",

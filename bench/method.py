@@ -344,6 +344,9 @@ class Refurbisher:
     def __init__(self, **params: Any) -> None:
         self.params = params
 
+    def on_epoch_end(self, trial: Trial) -> None:
+        """Called after every epoch, before detection (a refurbisher with a temporal teacher keeps its history here)."""
+
     def refurbish(self, trial: Trial, flags: np.ndarray) -> Refurbishment:
         """What to do with the flagged samples (bool (N,)); the loop applies it and records them as refurbished."""
         raise NotImplementedError
@@ -381,6 +384,8 @@ class Recipe:
     #: a corrector rewrites labels after every epoch; its flagged samples count as refurbished
     corrector: str | None = None
     corrector_params: dict[str, Any] = field(default_factory=dict)
+    #: refurbish the flagged samples again every this many epochs after detection (None: once)
+    refurbish_every: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.detect_at <= 1.0:
@@ -391,6 +396,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name}: a refurbisher needs a detector")
         if self.refurbisher is not None and self.corrector is not None:
             raise ValueError(f"recipe {self.name}: a recipe has a refurbisher or a corrector, not both")
+        if self.refurbish_every is not None and (self.refurbisher is None or self.refurbish_every < 1):
+            raise ValueError(f"recipe {self.name}: refurbish_every needs a refurbisher and at least 1 epoch")
 
     def detect_epoch(self, epochs: int) -> int:
         """The epoch count after which detection and refurbishment happen (1 .. epochs - 1 where possible; epochs for 1.0)."""
@@ -417,6 +424,8 @@ class Recipe:
         }
         if self.corrector is not None:
             out.update(corrector=self.corrector, corrector_params=dict(self.corrector_params))
+        if self.refurbish_every is not None:
+            out["refurbish_every"] = self.refurbish_every
         return out
 
 

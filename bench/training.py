@@ -3,8 +3,9 @@
 Every epoch the loop trains on seeded batches through the recipe's trainer, records each
 sample's training loss and its overlap with the training label (from the batched pass it
 trained on, so bookkeeping costs nothing extra), applies the corrector's correction, lets
-the detector watch, and at the recipe's detection epoch asks the detector for scores and
-flags and the refurbisher for its refurbishment, which it applies once. Methods answer
+the refurbisher and the detector watch, and at the recipe's detection epoch asks the
+detector for scores and flags and the refurbisher for its refurbishment, which it applies
+(once, or again every `refurbish_every` epochs on the same flags). Methods answer
 through return values (`bench.method`); none of them writes the trial.
 """
 
@@ -160,6 +161,8 @@ def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> 
         t1 = time.perf_counter()
         if corrector is not None:
             _correct(trial, corrector, recipe.corrector)
+        if refurbisher is not None:
+            refurbisher.on_epoch_end(trial)
         if detector is not None:
             detector.on_epoch_end(trial)
             if trial.epoch == trial.detect_epoch:
@@ -171,6 +174,9 @@ def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> 
                     refurbished = _apply(trial, refurbisher.refurbish(trial, flags), recipe.refurbisher)
                 elif corrector is not None:
                     refurbished = flags.copy()
+            elif refurbisher is not None and flags is not None and recipe.refurbish_every is not None:
+                if (trial.epoch - trial.detect_epoch) % recipe.refurbish_every == 0:  # again, on the same flags
+                    refurbished |= _apply(trial, refurbisher.refurbish(trial, flags), recipe.refurbisher)
         detect_s += time.perf_counter() - t1
         epochs_s.append(time.perf_counter() - t0)
         if on_epoch is not None:
