@@ -87,7 +87,8 @@ class History:
         self._losses: list[np.ndarray] = []
         self._overlaps: list[np.ndarray] = []
         self._selected: list[np.ndarray] = []
-        self._corrected = np.zeros((n, *shape), dtype=bool)
+        self._shape = (n, *shape)
+        self._corrected: np.ndarray | None = None  # made by the first correction: most recipes have no corrector
 
     @property
     def epoch(self) -> int:
@@ -116,7 +117,7 @@ class History:
     @property
     def corrected(self) -> np.ndarray:
         """bool (N, H, W), read-only: pixels whose label a corrector has changed so far."""
-        return read_only(self._corrected)
+        return read_only(np.zeros(self._shape, dtype=bool) if self._corrected is None else self._corrected)
 
     def append(self, losses: np.ndarray, overlaps: np.ndarray, selected: np.ndarray) -> None:
         """Record one finished epoch (the training loop's call)."""
@@ -129,6 +130,8 @@ class History:
 
     def add_corrected(self, changed: np.ndarray) -> None:
         """Add the pixels one correction changed (the training loop's call)."""
+        if self._corrected is None:
+            self._corrected = np.zeros(self._shape, dtype=bool)
         self._corrected |= changed
 
 
