@@ -7,37 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from hand_trials import FixedLogits, hand_trial
 
 import bench
 
 
-class FixedLogits(torch.nn.Module):
-    """A model that ignores its input and predicts the same logits (C, H, W) for every image."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.logits = torch.nn.Parameter(logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits.expand(len(x), *self.logits.shape)
-
-
 def trial_with(model: torch.nn.Module, n: int = 5) -> bench.Trial:
-    protocol = bench.protocols.get("tiny")  # batch size 8 > n: one batch; n = 11 below spans two
-    shape = model.logits.shape[1:]
-    inputs = bench.TrialInputs(
-        protocol=protocol,
-        seed=0,
-        images=torch.zeros(n, 1, *shape),
-        given=np.zeros((n, *shape), dtype=np.uint8),
-        ids=tuple(f"s{i}" for i in range(n)),
-        info=None,
-        label_set=bench.CAMUS_LABELS,  # four classes, as the models below predict
-        device=torch.device("cpu"),
-    )
-    trial = bench.Trial(inputs, torch.zeros(n, *shape, dtype=torch.int64), torch.ones(n), torch.Generator())
-    trial._model = model  # what the loop installs from the trainer's setup
-    return trial
+    """n samples (batch size 8: n = 11 spans two batches) of the model's image size."""
+    return hand_trial(model, np.zeros((n, *model.logits.shape[1:]), dtype=np.uint8))
 
 
 @pytest.mark.parametrize("n", [5, 11])

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hand_trials import FixedLogits, hand_trial
 
 import bench
 from bench.labelmaps import topology
@@ -16,27 +17,8 @@ from bench.plugins import plugin_module
 GATED = plugin_module("methods", "gated")
 
 
-class FixedLogits(torch.nn.Module):
-    """Predicts the same logits (C, H, W) for every image; `logits` may be changed between epochs."""
-
-    def __init__(self, logits: torch.Tensor) -> None:
-        super().__init__()
-        self.logits = torch.nn.Parameter(logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits.expand(len(x), *self.logits.shape)
-
-
 def trial_with(model: torch.nn.Module, labels: np.ndarray, detect_epoch: int = 1) -> bench.Trial:
-    n, h, w = labels.shape
-    inputs = bench.TrialInputs(
-        protocol=bench.protocols.get("tiny"), seed=0, images=torch.zeros(n, 1, h, w), given=labels.astype(np.uint8),
-        ids=tuple(f"s{i}" for i in range(n)), info=None, label_set=bench.CAMUS_LABELS, device=torch.device("cpu"),
-    )  # fmt: skip
-    trial = bench.Trial(inputs, torch.from_numpy(labels.astype(np.int64)), torch.ones(n), torch.Generator())
-    trial._model = model  # what the loop installs from the trainer's setup
-    trial.detect_epoch = detect_epoch
-    return trial
+    return hand_trial(model, labels, detect_epoch)
 
 
 def logits_of(probs: np.ndarray) -> torch.Tensor:
