@@ -79,6 +79,7 @@ _LAZY: dict[str, str] = {
     "Protocol": "bench.protocols",
     "protocols": "bench.protocols",
     "Registry": "bench.registry",
+    "fit": "bench.training",
     "overlap_dice": "bench.training",
     "per_sample_loss": "bench.training",
     "weighted_update": "bench.training",

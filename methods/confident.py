@@ -27,10 +27,12 @@ Flags: the high component of a two-component mixture on the scores (`bench.mixtu
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from bench import Detector, Recipe, Scores, Trial, detectors, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, fit, methods, register_recipe
 
 #: keep the whole training set's probabilities in memory up to this size; above it, predict twice
 CACHE_BYTES = 1 << 30
@@ -83,6 +85,10 @@ class ConfidentDetector(Detector):
         self.temperature = temperature
         self.thresholds: np.ndarray | None = None
 
+    def probabilities(self, trial: Trial, rows: slice) -> torch.Tensor:
+        """Softmax (B, C, H, W) of the training samples `rows`: here the trial's own model, in-sample."""
+        return trial.predict(trial.images[rows])
+
     def score(self, trial: Trial) -> Scores:
         labels = torch.from_numpy(np.asarray(trial.given, dtype=np.int64))
         n, size, classes = trial.n, trial.protocol.batch_size, trial.inputs.num_classes
@@ -92,7 +98,7 @@ class ConfidentDetector(Detector):
         sums = torch.zeros(classes, dtype=torch.float64)
         counts = torch.zeros(classes, dtype=torch.float64)
         for b in batches:
-            probs = trial.predict(trial.images[b])
+            probs = self.probabilities(trial, b)
             s, c = threshold_sums(probs, labels[b], classes)
             sums += s
             counts += c
@@ -102,7 +108,7 @@ class ConfidentDetector(Detector):
         issues = torch.zeros(labels.shape, dtype=torch.bool)
         scores = torch.zeros(n, dtype=torch.float64)
         for j, b in enumerate(batches):
-            probs = kept[j] if cache else trial.predict(trial.images[b])
+            probs = kept[j] if cache else self.probabilities(trial, b)
             issues[b] = pixel_issues(probs, labels[b], thresholds)
             if self.score_method == "fraction":
                 scores[b] = issues[b].flatten(1).double().mean(1)
@@ -121,5 +127,82 @@ register_recipe(
         detector="confident",
         refurbisher="pseudo-label",
         detect_at=0.5,
+    )
+)
+
+
+@detectors.register("confident-cv")
+class CrossFittedConfidentDetector(ConfidentDetector):
+    """Confident learning on OUT-OF-SAMPLE probabilities: every training sample is predicted by a model that never saw it.
+
+    At the detection epoch D the training set is cut into `folds` (K = 2) parts by a seeded
+    permutation; for each part a fresh U-Net is trained with the standard recipe for D epochs
+    on the other parts (the labels trained on then, the protocol's optimiser, its own seed in
+    a forked RNG so the trial's own random stream is untouched) and predicts the held-out
+    part. cleanlab's documentation asks for such K-fold probabilities; the in-sample variant
+    (`confident`) uses the trial's own model, which has been fitting these very labels.
+    Cost: (K - 1) x D extra epochs of training, counted in the record's `cost.detect_s`.
+    Memory: the training set's probabilities (N x C x H x W float32). `folds_of` and
+    `trained_on` keep which fold predicted each sample and which ids each fold model saw.
+    """
+
+    def __init__(self, folds: int = 2, score_method: str = "fraction", temperature: float = 0.1) -> None:
+        super().__init__(score_method=score_method, temperature=temperature)
+        self.params["folds"] = folds
+        if folds < 2:
+            raise ValueError("cross-fitting needs at least 2 folds")
+        self.folds = folds
+        self.folds_of: np.ndarray | None = None
+        self.trained_on: list[set[str]] = []
+        self._probs: torch.Tensor | None = None
+
+    def probabilities(self, trial: Trial, rows: slice) -> torch.Tensor:
+        if self._probs is None:
+            self._probs = self._cross_fit(trial)
+        return self._probs[rows]
+
+    def _cross_fit(self, trial: Trial) -> torch.Tensor:
+        """The out-of-sample softmax of every training sample, from K fold models trained for the epochs so far."""
+        n = trial.n
+        order = np.random.default_rng([trial.seed, 20230]).permutation(n)
+        self.folds_of = np.empty(n, dtype=np.int64)
+        self.folds_of[order] = np.arange(n) % self.folds
+        protocol = dataclasses.replace(trial.protocol, epochs=trial.epoch)
+        recipe = methods.get("baseline")
+        out = torch.zeros(n, trial.inputs.num_classes, *trial.given.shape[1:])
+        self.trained_on = []
+        for fold in range(self.folds):
+            seen = np.flatnonzero(self.folds_of != fold)
+            held = torch.from_numpy(np.flatnonzero(self.folds_of == fold))
+            inputs = dataclasses.replace(
+                trial.inputs,
+                protocol=protocol,
+                images=trial.images[torch.from_numpy(seen)],
+                given=trial.given[seen],
+                ids=tuple(trial.ids[i] for i in seen),
+                info=None if trial.info is None else trial.info.iloc[seen].reset_index(drop=True),
+                spacing=None if trial.inputs.spacing is None else trial.inputs.spacing[seen],
+                truth_corrupted=None,
+                truth_labels=None,
+            )
+            sub = Trial(inputs, trial.label_tensor(seen), torch.ones(len(seen)), torch.Generator().manual_seed(trial.seed * 7919 + fold))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(trial.seed * 7919 + 101 + fold)
+                fitted = fit(sub, recipe).trial
+            self.trained_on.append(set(inputs.ids))
+            out[held] = fitted.predict(trial.images[held])
+        return out
+
+
+register_recipe(
+    Recipe(
+        name="confident-cv-refurb",
+        description="Confident learning on out-of-sample probabilities (2-fold cross-fitting at half of training: two fresh "
+        "U-Nets, each trained on one half and predicting the other; score = fraction of issue pixels, mixture flags); "
+        "flagged samples replaced by the model's pseudo-labels; training goes on.",
+        detector="confident-cv",
+        refurbisher="pseudo-label",
+        detect_at=0.5,
+        detector_params={"folds": 2},
     )
 )
