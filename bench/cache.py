@@ -171,13 +171,26 @@ def _save(path: Path, data: Data, fp: str, name: str, params: dict[str, Any]) ->
     options = json.dumps(data.options, default=_json_default).encode()
     label_set = json.dumps(data.label_set.to_dict()).encode()
     meta = {
-        "format": CACHE_FORMAT, "name": name, "data_name": data.name, "params": json.loads(_canonical(params)),
-        "fingerprint": fp, "checksum": _checksum(data.images, data.labels, data.spacing, info, options, label_set),
+        "format": CACHE_FORMAT,
+        "name": name,
+        "data_name": data.name,
+        "params": json.loads(_canonical(params)),
+        "fingerprint": fp,
+        "checksum": _checksum(data.images, data.labels, data.spacing, info, options, label_set),
     }
     with atomic_writer(path) as f:
-        _write_npz(f, dict(images=data.images, labels=data.labels, spacing=data.spacing, info=_bytes_array(info),
-                           options=_bytes_array(options), label_set=_bytes_array(label_set),
-                           meta=_bytes_array(json.dumps(meta).encode())))
+        _write_npz(
+            f,
+            dict(
+                images=data.images,
+                labels=data.labels,
+                spacing=data.spacing,
+                info=_bytes_array(info),
+                options=_bytes_array(options),
+                label_set=_bytes_array(label_set),
+                meta=_bytes_array(json.dumps(meta).encode()),
+            ),
+        )
 
 
 def _load(path: Path, fp: str) -> Data | str:
@@ -193,9 +206,16 @@ def _load(path: Path, fp: str) -> Data | str:
             info, options, label_set = z["info"].tobytes(), z["options"].tobytes(), z["label_set"].tobytes()
         if _checksum(images, labels, spacing, info, options, label_set) != meta.get("checksum"):
             return "corrupt (checksum mismatch)"
-        return Data(name=meta["data_name"], images=images, labels=labels, spacing=spacing, info=_info_from_bytes(info),
-                    fingerprint=fp, options=json.loads(options.decode()),
-                    label_set=LabelSet.from_dict(json.loads(label_set.decode())))
+        return Data(
+            name=meta["data_name"],
+            images=images,
+            labels=labels,
+            spacing=spacing,
+            info=_info_from_bytes(info),
+            fingerprint=fp,
+            options=json.loads(options.decode()),
+            label_set=LabelSet.from_dict(json.loads(label_set.decode())),
+        )
     except Exception as exc:  # any failure to read means: rebuild
         first = (str(exc).splitlines() or [""])[0][:120]
         return f"unreadable ({type(exc).__name__}: {first})"
@@ -225,8 +245,9 @@ def _locked(path: Path) -> Iterator[None]:
 # ---------------------------------------------------------------------------- the entry point
 
 
-def cached(name: str, params: dict[str, Any], sources: list[Path] | None, build: Callable[[], Data],
-           cache_dir: str | Path | None = None) -> Data:
+def cached(
+    name: str, params: dict[str, Any], sources: list[Path] | None, build: Callable[[], Data], cache_dir: str | Path | None = None
+) -> Data:
     """`build()`'s Data, from `cache_dir` when a valid cache exists, else built and stored.
 
     `params` are the preprocessing parameters (JSON-able); `sources` the files
@@ -261,5 +282,6 @@ def _finish(data: Data, fp: str) -> Data:
     """`data` with the cache fingerprint and info/options in the exact form a cache hit gives."""
     if not isinstance(data, Data):
         raise TypeError(f"build() must return Data, got {type(data).__name__}")
-    return dataclasses.replace(data, fingerprint=fp, info=_info_from_bytes(_info_to_bytes(data.info)),
-                               options=_options_roundtrip(data.options))
+    return dataclasses.replace(
+        data, fingerprint=fp, info=_info_from_bytes(_info_to_bytes(data.info)), options=_options_roundtrip(data.options)
+    )

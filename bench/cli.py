@@ -215,7 +215,8 @@ def protocol_settings(p: Protocol) -> str:
     return (
         f"v{p.version}  hash {p.hash}\n{p.dataset} {p.image_size}px, patients {patients} (train/val/test)\n"
         f"U-Net {p.encoder}, decoder {list(p.decoder_channels)}; {p.epochs} epochs, batch {p.batch_size}, "
-        f"Adam lr {p.lr:g}, wd {p.weight_decay:g}\nseeds {list(p.seeds)}; noise grid: {', '.join(p.noise_grid)}"
+        f"Adam lr {p.lr:g}, wd {p.weight_decay:g}; recipe generation {p.recipes}\n"
+        f"seeds {list(p.seeds)}; noise grid: {', '.join(p.noise_grid)}"
     )
 
 
@@ -232,9 +233,16 @@ def cmd_list(args: argparse.Namespace, console: Console) -> int:
         table.add_column("description")
         if kind == "protocols":
             table.add_column("settings")
+        if kind == "methods":  # the newest definition; a protocol runs the one of its recipe generation
+            table.add_column("generations")
         for name in reg.names():
-            extra = [protocol_settings(reg.get(name))] if kind == "protocols" else []
-            table.add_row(name, _describe(reg.get(name)), *extra)
+            obj = reg.get(name)
+            if kind == "methods":
+                newest = obj.at(max([1, *(g for g, _ in obj.revisions)]))
+                table.add_row(name, _describe(newest), ", ".join(map(str, [1, *(g for g, _ in obj.revisions)])))
+                continue
+            extra = [protocol_settings(obj)] if kind == "protocols" else []
+            table.add_row(name, _describe(obj), *extra)
         console.print(table)
     return 0
 
@@ -319,9 +327,7 @@ def _run_locked(args: argparse.Namespace, console: Console, protocol: Protocol, 
     failed = [r for r in records if not r.ok]
     missing = len(existing.todo) - len(records)
     for r in failed:
-        console.print(
-            f"[red]failed[/]: {escape(r.method['name'])} | {escape(r.noise['spec'])} | seed {r.seed}: {escape(r.error or '')}"
-        )
+        console.print(f"[red]failed[/]: {escape(r.method['name'])} | {escape(r.noise['spec'])} | seed {r.seed}: {escape(r.error or '')}")
     if missing:
         console.print(f"[red]{missing} trial(s) wrote no record[/]")
     return 1 if failed or missing else 0

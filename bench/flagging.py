@@ -148,3 +148,22 @@ def high_population_flags(
         return Flagging(nothing, "no score favours the high component", **facts)
     threshold = float(x[above].min())
     return Flagging(x >= threshold, "flagged", **facts, threshold=threshold)
+
+
+#: the rules a detector's `flag_rule` parameter can name (v1 recipes: "mixture"; later generations: "populations")
+FLAG_RULES = ("mixture", "populations")
+
+
+def check_flag_rule(rule: str, extra: tuple[str, ...] = ()) -> str:
+    """`rule` if it is a shared rule (or one of the detector's own `extra` rules), else a ValueError naming the choices."""
+    if rule not in (*FLAG_RULES, *extra):
+        raise ValueError(f"flag_rule must be one of {', '.join(map(repr, (*FLAG_RULES, *extra)))}, not {rule!r}")
+    return rule
+
+
+def flag_by_rule(rule: str, scores: np.ndarray) -> np.ndarray:
+    """Bool flags of `scores` by a shared rule: "mixture" (`mixture_flags`) or "populations" (`high_population_flags`)."""
+    check_flag_rule(rule)
+    if rule == "mixture":
+        return mixture_flags(scores)
+    return high_population_flags(scores).flags

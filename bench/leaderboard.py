@@ -108,9 +108,7 @@ def load_records(
         file, problem = checked.problems[0]
         more = len(checked.problems) - 1
         also = f" (and {more} more problem(s) in {len(checked.invalid) - 1} other file(s))" if more else ""
-        raise BenchError(
-            f"{file}: {problem}{also}; check them with `bench validate`, or leave invalid records out with --skip-invalid"
-        )
+        raise BenchError(f"{file}: {problem}{also}; check them with `bench validate`, or leave invalid records out with --skip-invalid")
     if skipped is not None:
         skipped += checked.problems
     if notes is not None:

@@ -23,6 +23,7 @@ board. Plugins in `methods/` subclass the roles and register them by name.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -321,7 +322,14 @@ class Detector:
     #: a reference (the oracle) reads the noise truth (`trial.inputs.truth_corrupted`); no method may
     reference: ClassVar[bool] = False
 
+    #: flag rules of the detector's own besides the shared ones; its `flag` applies them and leaves the rest to `Detector.flag`
+    own_flag_rules: ClassVar[tuple[str, ...]] = ()
+
     def __init__(self, **params: Any) -> None:
+        if "flag_rule" in params:
+            from bench.flagging import check_flag_rule
+
+            check_flag_rule(params["flag_rule"], self.own_flag_rules)
         self.params = params
 
     def on_epoch_end(self, trial: Trial) -> None:
@@ -332,10 +340,11 @@ class Detector:
         raise NotImplementedError
 
     def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
-        """Boolean mask of flagged samples, by the detector's own documented rule (default: `bench.mixture_flags`)."""
-        from bench.flagging import mixture_flags
+        """Boolean mask of flagged samples by the shared rule the `flag_rule` parameter names (`bench.flag_by_rule`):
+        "mixture" (the default, the v1 recipes' rule) or "populations" (`bench.high_population_flags`)."""
+        from bench.flagging import flag_by_rule
 
-        return mixture_flags(scores)
+        return flag_by_rule(self.params.get("flag_rule", "mixture"), scores)
 
 
 class Refurbisher:
@@ -389,6 +398,10 @@ class Recipe:
     corrector_params: dict[str, Any] = field(default_factory=dict)
     #: refurbish the flagged samples again every this many epochs after detection (None: once)
     refurbish_every: int | None = None
+    #: later generations of the definition, ascending: (generation, changes); see `at`
+    revisions: tuple[tuple[int, dict[str, Any]], ...] = ()
+    #: the generation this definition belongs to (set by `at`; 1 for a recipe as registered)
+    generation: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.detect_at <= 1.0:
@@ -401,6 +414,35 @@ class Recipe:
             raise ValueError(f"recipe {self.name}: a recipe has a refurbisher or a corrector, not both")
         if self.refurbish_every is not None and (self.refurbisher is None or self.refurbish_every < 1):
             raise ValueError(f"recipe {self.name}: refurbish_every needs a refurbisher and at least 1 epoch")
+        generations = [g for g, _ in self.revisions]
+        if generations != sorted(set(generations)) or any(g < 2 for g in generations):
+            raise ValueError(f"recipe {self.name}: revisions need distinct generations >= 2, ascending")
+        for _, changes in self.revisions:
+            fixed = set(changes) & {"name", "revisions", "generation"}
+            unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+            if fixed or unknown:
+                raise ValueError(f"recipe {self.name}: a revision cannot change {sorted(fixed | unknown)}")
+        for g in generations:
+            self.at(g)  # every generation must be a valid recipe, found at registration rather than in a trial
+
+    def at(self, generation: int) -> Recipe:
+        """The definition a protocol of recipe generation `generation` runs (`Protocol.recipes`).
+
+        Definitions change only by a new generation, so a record stays reproducible from its
+        protocol: each revision up to `generation` is applied in order; a revision's `*_params`
+        update the earlier parameters (a key set to None is dropped), every other field replaces.
+        """
+        out = dataclasses.replace(self, revisions=(), generation=1)
+        for g, changes in self.revisions:
+            if g > generation:
+                break
+            merged: dict[str, Any] = {}
+            for key, value in changes.items():
+                if key.endswith("_params"):
+                    value = {k: v for k, v in {**getattr(out, key), **value}.items() if v is not None}
+                merged[key] = value
+            out = dataclasses.replace(out, **merged, generation=g)
+        return out
 
     def detect_epoch(self, epochs: int) -> int:
         """The epoch count after which detection and refurbishment happen (1 .. epochs - 1 where possible; epochs for 1.0)."""
@@ -429,6 +471,8 @@ class Recipe:
             out.update(corrector=self.corrector, corrector_params=dict(self.corrector_params))
         if self.refurbish_every is not None:
             out["refurbish_every"] = self.refurbish_every
+        if self.generation > 1:
+            out["generation"] = self.generation
         return out
 
 
@@ -443,26 +487,76 @@ def _caller() -> str:
     return sys._getframe(2).f_globals.get("__name__", "")
 
 
+def recipe_for(name: str, protocol: Any) -> Recipe:
+    """The recipe `name` as a protocol runs it: its definition at the protocol's recipe generation (`Protocol.recipes`)."""
+    return methods.get(name).at(protocol.recipes)
+
+
 def register_recipe(recipe: Recipe) -> Recipe:
     """Register a recipe under its own name (the one way plugins add methods)."""
     methods.register(recipe.name, recipe, origin=_caller())
     return recipe
 
 
-#: The two standard actions on flagged samples: (name suffix, refurbisher, what happens to a flagged sample).
+#: Generation 2 of every `-refurb` recipe's action (issue 14): the gated refurbisher with a temporal teacher, the one
+#: candidate that raised the corrupted samples' label Dice for every error type at 0.5 and 0.75 with the oracle's flags
+#: (studies/refurbish_oracle.py, phantom-quick v1, 3 seeds, detection at 9 of 12 epochs).
+GATED_REFURB: dict[str, Any] = {"refurbisher": "gated", "refurbisher_params": {"threshold": 0.9, "teacher": "temporal", "window": 3}}
+
+#: What a flagged sample goes through in each generation, for descriptions.
+REFURBISHED = {
+    1: "replaced by the model's pseudo-labels",
+    2: "refurbished pixel by pixel where the softmax of the last 3 epochs' models gives another class > 0.9 (then made valid)",
+}
+
+#: The two standard actions on flagged samples: (name suffix, generation-1 refurbisher, what happens, generation-2 change).
 REFURB_AND_DISCARD = (
-    ("refurb", "pseudo-label", "replaced by the model's pseudo-labels"),
-    ("discard", "discard", "dropped from the loss"),
+    ("refurb", "pseudo-label", REFURBISHED, GATED_REFURB),
+    ("discard", "discard", dict.fromkeys((1, 2), "dropped from the loss"), {}),
 )
 
+#: Generation 2's schedule for detect-then-act recipes: detection at three quarters of training (the refurbishment
+#: study found every refurbisher harmful to boundary labels at half of training and the gated one helpful at 3/4).
+DETECT_LATE: dict[str, Any] = {"detect_at": 0.75}
 
-def register_refurb_and_discard(prefix: str, description: str, **recipe: Any) -> tuple[Recipe, Recipe]:
-    """Register `<prefix>-refurb` and `<prefix>-discard`: one detector, flagged samples either
-    pseudo-labelled or dropped. `description` has a `{what}` slot for what happens to them."""
+#: The phrases a description template fills in per generation: when detection happens, and the flag rule.
+WHEN = {1: "half of training", 2: "three quarters of training"}
+RULE = {1: "mixture flags", 2: "population flags"}
+
+
+def generation_text(template: str, generation: int, **extra: str) -> str:
+    """`template` with its {when} and {rule} slots (and `extra`) filled for `generation`."""
+    return template.format(when=WHEN[generation], rule=RULE[generation], **extra)
+
+
+def refurb_revisions(description: str, **changes: Any) -> tuple[tuple[int, dict[str, Any]], ...]:
+    """`Recipe.revisions` of a `-refurb` recipe registered on its own: generation 2 as `register_refurb_and_discard`
+    makes it (`DETECT_LATE`, `GATED_REFURB`), plus `changes`; `description` is its template ({what}, {when}, {rule})."""
+    text = generation_text(description, 2, what=REFURBISHED[2])
+    return ((2, {**DETECT_LATE, **GATED_REFURB, **changes, "description": text}),)
+
+
+def register_refurb_and_discard(
+    prefix: str, description: str, revised: dict[str, Any] | None = None, revised_description: str | None = None, **recipe: Any
+) -> tuple[Recipe, Recipe]:
+    """Register `<prefix>-refurb` and `<prefix>-discard`: one detector, flagged samples either refurbished or dropped.
+
+    `description` (generation 1) and `revised_description` (generation 2, default the same) are templates with
+    {what}, {when} and {rule} slots. Generation 2 detects at three quarters of training (`DETECT_LATE`), refurbishes
+    with `GATED_REFURB`, and applies the family's own `revised` changes (its flag rule, its detector parameters).
+    """
     origin = _caller()
     made = []
-    for suffix, refurbisher, what in REFURB_AND_DISCARD:
-        r = Recipe(name=f"{prefix}-{suffix}", description=description.format(what=what), refurbisher=refurbisher, **recipe)
+    for suffix, refurbisher, what, action in REFURB_AND_DISCARD:
+        second = revised_description or description
+        changes = {**DETECT_LATE, **action, **(revised or {}), "description": generation_text(second, 2, what=what[2])}
+        r = Recipe(
+            name=f"{prefix}-{suffix}",
+            description=generation_text(description, 1, what=what[1]),
+            refurbisher=refurbisher,
+            revisions=((2, changes),),
+            **recipe,
+        )
         methods.register(r.name, r, origin=origin)
         made.append(r)
     return made[0], made[1]

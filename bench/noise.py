@@ -499,7 +499,7 @@ def translate(label: np.ndarray, dr: int, dc: int) -> np.ndarray:
     out = np.zeros_like(label)
     if abs(dr) >= h or abs(dc) >= w:
         return out
-    out[max(dr, 0): h + min(dr, 0), max(dc, 0): w + min(dc, 0)] = label[max(-dr, 0): h + min(-dr, 0), max(-dc, 0): w + min(-dc, 0)]
+    out[max(dr, 0) : h + min(dr, 0), max(dc, 0) : w + min(dc, 0)] = label[max(-dr, 0) : h + min(-dr, 0), max(-dc, 0) : w + min(-dc, 0)]
     return out
 
 

@@ -41,6 +41,8 @@ class Protocol:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     #: loss = cross-entropy + dice_weight x (1 - mean foreground soft Dice), per sample
     dice_weight: float = 1.0
+    #: the generation of method definitions this protocol runs (`bench.Recipe.at`; 1: the recipes of the v1 boards)
+    recipes: int = 1
 
     @property
     def encoder_depth(self) -> int:
@@ -48,8 +50,13 @@ class Protocol:
         return len(self.decoder_channels)
 
     def settings(self) -> dict[str, Any]:
-        """Every field as plain JSON-able data (what the hash covers)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Every field as plain JSON-able data (what the hash covers); a field added after the first protocols is
+        left out while it holds its default, so every earlier protocol keeps its hash and its records stay valid."""
+        out = json.loads(json.dumps(dataclasses.asdict(self)))
+        for name, default in ADDED_LATER.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
     @property
     def hash(self) -> str:
@@ -57,6 +64,9 @@ class Protocol:
         text = json.dumps(self.settings(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+
+#: fields added after the v1 protocols were published, with the default that leaves them out of `Protocol.settings`
+ADDED_LATER: dict[str, Any] = {"recipes": 1}
 
 protocols: Registry[Protocol] = Registry("protocol")
 

@@ -88,8 +88,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-
-
 # --------------------------------------------------------------------------- where records live
 
 
@@ -436,7 +434,7 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
         if isinstance(value, dict) and "dice" in value and key != "dice":
             problems += _region_problems(value, f"metrics.{key}")
     missed = metrics.get("missed")
-    for name, value in (missed.items() if isinstance(missed, dict) else []):
+    for name, value in missed.items() if isinstance(missed, dict) else []:
         problems += _count(value, f"metrics.missed.{name}", record["dataset"].get("n_test"), "dataset.n_test")
     problems += _clinical_problems(metrics.get("clinical"))
     loss = metrics.get("final_train_loss")

@@ -33,7 +33,7 @@ from ray import tune
 from bench.errors import BenchError
 from bench.grid import TrialSpec
 from bench.grid import plan_grid as plan_grid  # re-exported: the grid is planned (every name checked) before Ray loads
-from bench.method import methods
+from bench.method import recipe_for
 from bench.noise import parse_noise
 from bench.protocols import Protocol
 from bench.record import Cell, Record, method_section, noise_section, now, protocol_section, provenance_section
@@ -117,7 +117,7 @@ def failed_record(spec: TrialSpec, protocol: Protocol, error: BaseException) -> 
         traceback=traceback.format_exception(error)[-3:],
         protocol=protocol_section(protocol),
         dataset={"name": protocol.dataset, "fingerprint": None, "n_train": None, "n_test": None},
-        method=method_section(methods.get(spec.method)),
+        method=method_section(recipe_for(spec.method, protocol)),
         noise=noise_section(parse_noise(spec.noise)),
         seed=spec.seed,
         metrics={},

@@ -20,7 +20,7 @@ import torch
 import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
-from bench.method import Recipe, Trial, TrialInputs, methods, read_only
+from bench.method import Recipe, Trial, TrialInputs, read_only, recipe_for
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
@@ -122,7 +122,7 @@ def run_trial(
     started = time.perf_counter()
     where = trial_device(device)
     proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
-    recipe: Recipe = methods.get(method)
+    recipe: Recipe = recipe_for(method, proto)
     spec = parse_noise(noise)
     seed_everything(seed)
     parts = protocol_data(proto, data_root)

@@ -39,15 +39,30 @@ def _protocol_problems(record: Record) -> list[str]:
     return []
 
 
+def _registered_protocol(record: Record) -> Any:
+    """The registered protocol the record names, or None when `_protocol_problems` reports it."""
+    from bench.protocols import protocols
+
+    return None if _protocol_problems(record) else protocols.get(record.protocol["name"])
+
+
 def _name_problems(record: Record) -> list[str]:
-    """The method must be registered here, and the noise spec must parse to exactly what the record says it is."""
-    from bench.method import methods
+    """The method must be registered here with the definition the record holds, and the noise spec must parse to
+    exactly what the record says it is."""
+    from bench.method import methods, recipe_for
     from bench.noise import parse_noise
 
     problems = []
     method = record.method.get("name")
     if method not in methods.names():
         problems.append(f"unknown method '{method}' (not registered here: install its plugin, see: bench list methods)")
+    elif (protocol := _registered_protocol(record)) is not None:
+        recipe = recipe_for(method, protocol)
+        if record.method.get("recipe") != recipe.describe():
+            problems.append(
+                f"method.recipe is not {method}'s definition at recipe generation {protocol.recipes} ({protocol.name} "
+                f"v{protocol.version}): the method changed without a new generation, or the record was edited"
+            )
     noise = record.noise
     try:
         spec = parse_noise(str(noise.get("spec")))

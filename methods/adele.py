@@ -31,8 +31,10 @@ softmax at scales 0.7, 1, 1.5, as the reference's multi-scale prediction, no fli
 echo views are not mirror-symmetric), a pixel's label becomes the argmax when (1) the
 argmax probability exceeds 0.7 (foreground) or 0.7 (background), (2) the old label is
 background or under correction, (3) the new label is background or under correction,
-and (4) the new label is background or already present in that sample's label (the
-reference's class constraint). Background is always correctable, as in the reference
+and (4) with `class_constraint` (the reference's, and the v1 recipe's), the new label is
+background or already present in that sample's label. The constraint keeps a structure the
+annotator omitted from ever coming back (the omission errors of this suite), so later recipe
+generations drop it (`class_constraint=False`): conditions (1)-(3) still apply. Background is always correctable, as in the reference
 code. The loop applies each correction and keeps the union of changed pixels
 (`trial.history.corrected`).
 
@@ -184,23 +186,29 @@ def start_epoch(a: float, b: float, c: float, horizon: int, r: float = 0.9) -> i
 
 
 def correct_labels(
-    labels: torch.Tensor, prob: torch.Tensor, correcting: np.ndarray, fg_threshold: float = 0.7, bg_threshold: float = 0.7
+    labels: torch.Tensor,
+    prob: torch.Tensor,
+    correcting: np.ndarray,
+    fg_threshold: float = 0.7,
+    bg_threshold: float = 0.7,
+    class_constraint: bool = True,
 ) -> torch.Tensor:
     """New label maps (N, H, W) from labels (N, H, W) and probabilities (N, C, H, W) by ADELE's rule.
 
     `correcting`: bool per class (C,), index 0 (background) ignored: background is always
     correctable. A pixel takes the argmax class when it is confident (argmax prob >
     fg_threshold, or > bg_threshold for background), the old and new class are background
-    or under correction, and the new class is background or present in the sample's label.
+    or under correction, and (with `class_constraint`) the new class is background or present in the sample's label.
     """
     allowed = torch.as_tensor(np.asarray(correcting, dtype=bool)).clone()
     allowed[0] = True
     top, pred = prob.max(1)
     confident = torch.where(pred == 0, top > bg_threshold, top > fg_threshold)
-    present = F.one_hot(labels.flatten(1), prob.shape[1]).amax(1).bool()  # (N, C)
-    present[:, 0] = True
-    in_label = torch.gather(present, 1, pred.flatten(1)).view_as(pred)
-    replace = confident & allowed[labels] & allowed[pred] & in_label
+    replace = confident & allowed[labels] & allowed[pred]
+    if class_constraint:
+        present = F.one_hot(labels.flatten(1), prob.shape[1]).amax(1).bool()  # (N, C)
+        present[:, 0] = True
+        replace &= torch.gather(present, 1, pred.flatten(1)).view_as(pred)
     return torch.where(replace, pred, labels)
 
 
@@ -216,8 +224,17 @@ class AdeleCorrector(Corrector):
         bg_threshold: float = 0.7,
         min_history: int = 3,
         scales: tuple[float, ...] = (1.0, *SCALES),
+        class_constraint: bool = True,
     ) -> None:
-        super().__init__(r=r, fg_threshold=fg_threshold, bg_threshold=bg_threshold, min_history=min_history, scales=tuple(scales))
+        super().__init__(
+            r=r,
+            fg_threshold=fg_threshold,
+            bg_threshold=bg_threshold,
+            min_history=min_history,
+            scales=tuple(scales),
+            class_constraint=class_constraint,
+        )
+        self.class_constraint = class_constraint
         self.r = r
         self.fg_threshold = fg_threshold
         self.bg_threshold = bg_threshold
@@ -250,25 +267,33 @@ class AdeleCorrector(Corrector):
             return None
         correcting = np.zeros(trial.inputs.num_classes, dtype=bool)
         correcting[list(self.start)] = True
-        return correct_labels(trial.label_tensor(), self._predict(trial), correcting, self.fg_threshold, self.bg_threshold)
+        return correct_labels(
+            trial.label_tensor(), self._predict(trial), correcting, self.fg_threshold, self.bg_threshold, self.class_constraint
+        )
 
 
 @detectors.register("adele")
 class AdeleDetector(Detector):
-    """Scores what ADELE's corrector did. Score: fraction of the sample's pixels ever changed; flags: score > min_fraction.
+    """Scores what ADELE's corrector did. Score: fraction of the sample's pixels ever changed; flags (`flag_rule`):
+    "threshold", score > min_fraction (v1), or a shared rule ("populations", `Detector.flag`).
 
     Pixel maps: the union of pixels changed by correction (`trial.history.corrected`).
     """
 
-    def __init__(self, min_fraction: float = 0.002) -> None:
-        super().__init__(min_fraction=min_fraction)
+    own_flag_rules = ("threshold",)
+
+    def __init__(self, min_fraction: float = 0.002, flag_rule: str = "threshold") -> None:
+        super().__init__(min_fraction=min_fraction, flag_rule=flag_rule)
         self.min_fraction = min_fraction
+        self.flag_rule = flag_rule
 
     def score(self, trial: Trial) -> Scores:
         changed = np.array(trial.history.corrected)
         return Scores(changed.reshape(trial.n, -1).mean(1), pixel_flags=changed)
 
     def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
+        if self.flag_rule != "threshold":
+            return super().flag(scores, trial)
         return np.asarray(scores) > self.min_fraction
 
 
@@ -285,5 +310,19 @@ register_recipe(
         trainer_params={"consistency_weight": 1.0},
         corrector_params={"r": 0.9, "fg_threshold": 0.7, "bg_threshold": 0.7, "min_history": 3},
         detector_params={"min_fraction": 0.002},
+        revisions=(
+            (
+                2,
+                {
+                    "corrector_params": {"class_constraint": False},
+                    "detector_params": {"min_fraction": None, "flag_rule": "populations"},
+                    "description": "ADELE: U-Net with multi-scale (0.7, 1, 1.5) consistency; per structure, once the fitted "
+                    "training-IoU curve's slope has dropped by 90% of its initial value, confident predictions (> 0.7) "
+                    "replace that structure's labels after every epoch, also where the label lacks the structure (no class "
+                    "constraint, so an omitted structure can come back); after training, score = fraction of pixels "
+                    "changed, population flags.",
+                },
+            ),
+        ),
     )
 )

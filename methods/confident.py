@@ -32,7 +32,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from bench import Detector, Recipe, Scores, Trial, detectors, fit, methods, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, fit, methods, refurb_revisions, register_recipe
 
 #: keep the whole training set's probabilities in memory up to this size; above it, predict twice
 CACHE_BYTES = 1 << 30
@@ -71,12 +71,12 @@ def softmin_quality(self_confidence: torch.Tensor, temperature: float = 0.1) -> 
 class ConfidentDetector(Detector):
     """Confident-learning pixel issues at the detection epoch; score = fraction of issue pixels (or 1 - softmin quality).
 
-    Flag rule: the high component of a two-component Gaussian mixture on the image scores.
+    Flag rule: `flag_rule` (`Detector.flag`: the v1 mixture, or "populations").
     Pixel maps: the (N, H, W) issue maps. `thresholds` keeps the last per-class thresholds.
     """
 
-    def __init__(self, score_method: str = "fraction", temperature: float = 0.1) -> None:
-        super().__init__(score_method=score_method, temperature=temperature)
+    def __init__(self, score_method: str = "fraction", temperature: float = 0.1, flag_rule: str = "mixture") -> None:
+        super().__init__(score_method=score_method, temperature=temperature, flag_rule=flag_rule)
         if score_method not in ("fraction", "softmin"):
             raise ValueError("score_method must be 'fraction' or 'softmin'")
         if temperature <= 0:
@@ -127,6 +127,11 @@ register_recipe(
         detector="confident",
         refurbisher="pseudo-label",
         detect_at=0.5,
+        revisions=refurb_revisions(
+            "Confident learning (per-class mean-probability thresholds, in-sample probabilities at {when}; "
+            "score = fraction of issue pixels, {rule}); flagged samples {what}; training goes on.",
+            detector_params={"flag_rule": "populations"},
+        ),
     )
 )
 
@@ -146,8 +151,8 @@ class CrossFittedConfidentDetector(ConfidentDetector):
     `trained_on` keep which fold predicted each sample and which ids each fold model saw.
     """
 
-    def __init__(self, folds: int = 2, score_method: str = "fraction", temperature: float = 0.1) -> None:
-        super().__init__(score_method=score_method, temperature=temperature)
+    def __init__(self, folds: int = 2, score_method: str = "fraction", temperature: float = 0.1, flag_rule: str = "mixture") -> None:
+        super().__init__(score_method=score_method, temperature=temperature, flag_rule=flag_rule)
         self.params["folds"] = folds
         if folds < 2:
             raise ValueError("cross-fitting needs at least 2 folds")
@@ -204,5 +209,11 @@ register_recipe(
         refurbisher="pseudo-label",
         detect_at=0.5,
         detector_params={"folds": 2},
+        revisions=refurb_revisions(
+            "Confident learning on out-of-sample probabilities (2-fold cross-fitting at {when}: two fresh U-Nets, each "
+            "trained on one half and predicting the other; score = fraction of issue pixels, {rule}); flagged samples "
+            "{what}; training goes on.",
+            detector_params={"flag_rule": "populations"},
+        ),
     )
 )

@@ -114,15 +114,20 @@ class CoTeachingDetector(Detector):
 
     A sample presented P times after the ramp began (forget_rate > 0; the first epoch
     has forget_rate 0 and selects everything, so it carries no information) was picked
-    S times by the two networks together; score = 1 - S / (2P), 0 when P = 0. Flags:
-    score > `threshold` (default 0.5: dropped in more than half of its selections).
+    S times by the two networks together; score = 1 - S / (2P), 0 when P = 0. Flags
+    (`flag_rule`): "threshold", score > `threshold` (default 0.5: dropped in more than half
+    of its selections; the v1 rule, whose recall is capped near tau / noise rate since a
+    sample is dropped at most at rate tau); or a shared rule ("populations", `Detector.flag`).
     Reads `trial.history.selected`, which the "coteaching" trainer reports; with a trainer
     that reports no selection every score is 0.
     """
 
-    def __init__(self, threshold: float = 0.5) -> None:
-        super().__init__(threshold=threshold)
+    own_flag_rules = ("threshold",)
+
+    def __init__(self, threshold: float = 0.5, flag_rule: str = "threshold") -> None:
+        super().__init__(threshold=threshold, flag_rule=flag_rule)
         self.threshold = threshold
+        self.flag_rule = flag_rule
 
     def score(self, trial: Trial) -> Scores:
         history = np.stack(trial.history.selected)  # (E, N), NaN where not presented for selection
@@ -132,6 +137,8 @@ class CoTeachingDetector(Detector):
         return Scores(1.0 - frac)
 
     def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
+        if self.flag_rule != "threshold":
+            return super().flag(scores, trial)
         return scores > self.threshold
 
 
@@ -146,5 +153,17 @@ register_recipe(
         detect_at=1.0,
         trainer_params={"tau": 0.3},
         detector_params={"threshold": 0.5},
+        revisions=(
+            (
+                2,
+                {
+                    "detector_params": {"threshold": None, "flag_rule": "populations"},
+                    "description": "Co-teaching: two U-Nets trained on each other's small-loss samples (forget rate ramps "
+                    "0 -> 0.3 over min(10, epochs // 2) epochs; tau = 0.3 fixed, since the true noise rate the reference "
+                    "sets it to is unknown to a user); after training, score = 1 - selection frequency, population flags. "
+                    "No refurbishment.",
+                },
+            ),
+        ),
     )
 )

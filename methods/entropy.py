@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from bench import Detector, Recipe, Scores, Trial, detectors, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, refurb_revisions, register_recipe
 
 
 @detectors.register("entropy")
@@ -42,5 +42,10 @@ register_recipe(
         detector="entropy",
         refurbisher="pseudo-label",
         detect_at=0.5,
+        revisions=refurb_revisions(
+            "Prediction-entropy detector (mean pixel entropy of the model's softmax at {when}, {rule}); flagged samples "
+            "{what}; training goes on.",
+            detector_params={"flag_rule": "populations"},
+        ),
     )
 )

@@ -9,8 +9,8 @@ samples never learned in that window get `epochs seen` (one more than any
 possible count, since E epochs allow at most E // 2 events), the paper's
 "never learned = maximum" rule made population-independent. Flags: by default
 every sample with a score of at least `min_events` (1: forgotten at least once
-or never learned); `flag_rule="mixture"` uses `bench.mixture_flags` instead.
-Both flag nothing when every sample has the same score (typically: on a short
+or never learned); `flag_rule="mixture"` or `"populations"` applies that shared rule
+(`Detector.flag`) instead. All flag nothing when every sample has the same score (typically: on a short
 schedule no sample reached the threshold, so the counts carry no information
 and flagging everyone would refurbish the whole set with an untrained model).
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import Detector, Recipe, Scores, Trial, detectors, mixture_flags, overlap_dice, register_recipe
+from bench import Detector, Recipe, Scores, Trial, detectors, overlap_dice, refurb_revisions, register_recipe
 
 
 def dice_history(overlaps: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -54,15 +54,15 @@ class ForgettingDetector(Detector):
     """Score = forgetting events (Dice >= threshold, then below) up to detection; never learned = epochs seen.
 
     Flag rule: score >= `min_events` (default 1: forgotten at least once, or never learned),
-    or the high component of a two-component mixture with `flag_rule="mixture"`; nothing when all scores tie.
+    or a shared rule (`flag_rule="mixture"` / `"populations"`); nothing when all scores tie.
     """
+
+    own_flag_rules = ("events",)
 
     def __init__(self, threshold: float = 0.8, flag_rule: str = "events", min_events: int = 1) -> None:
         super().__init__(threshold=threshold, flag_rule=flag_rule, min_events=min_events)
         if not 0.0 < threshold <= 1.0:
             raise ValueError("threshold must be a Dice in (0, 1]")
-        if flag_rule not in ("events", "mixture"):
-            raise ValueError("flag_rule must be 'events' or 'mixture'")
         if min_events < 1:
             raise ValueError("min_events must be at least 1")
         self.threshold = threshold
@@ -76,8 +76,8 @@ class ForgettingDetector(Detector):
         scores = np.asarray(scores, dtype=np.float64)
         if scores.size == 0 or np.ptp(scores) == 0:
             return np.zeros(scores.shape, dtype=bool)
-        if self.flag_rule == "mixture":
-            return mixture_flags(scores)
+        if self.flag_rule != "events":
+            return super().flag(scores, trial)
         return scores >= self.min_events
 
 
@@ -91,5 +91,10 @@ register_recipe(
         refurbisher="pseudo-label",
         detect_at=0.5,
         detector_params={"threshold": 0.8},
+        revisions=refurb_revisions(
+            "Forgetting events (Dice >= 0.8 learned, learned -> not learned between epochs) counted up to {when}; "
+            "{rule} on the counts; flagged samples {what}; training goes on.",
+            detector_params={"flag_rule": "populations"},
+        ),
     )
 )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bench import (
+    DETECT_LATE,
     Detector,
     Recipe,
     Refurbisher,
@@ -47,7 +48,7 @@ class OracleDetector(Detector):
 
 register_refurb_and_discard(
     "oracle",
-    "Reference: the truly corrupted samples, known from the noise truth, {what} at half of training.",
+    "Reference: the truly corrupted samples, known from the noise truth, {what} at {when}.",
     detector="oracle",
     detect_at=0.5,
 )
@@ -74,5 +75,15 @@ register_recipe(
         detector="oracle",
         refurbisher="restore",
         detect_at=0.5,
+        revisions=(
+            (
+                2,
+                {
+                    **DETECT_LATE,
+                    "description": "Reference: the truly corrupted samples, known from the noise truth, get their clean "
+                    "labels back at three quarters of training (perfect detection and refurbishment).",
+                },
+            ),
+        ),
     )
 )

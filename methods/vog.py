@@ -48,8 +48,17 @@ Cost: one eval-mode forward and one input-only backward per batch at each checkp
 Score: VOG normalised within groups of samples that share difficulty (default by
 view and phase from `trial.info`): z-score (v - mean_g) / std_g ("group"), its
 absolute value ("abs", the reference code's third option), or raw VOG ("none").
-Flags: the high component of a two-component Gaussian mixture on the scores
-(`bench.mixture_flags`).
+Flags (`flag_rule`, `Detector.flag`): the v1 mixture, or "populations".
+
+The recipes: generation 1 (the v1 boards) spreads 3 checkpoints over all pixels up to
+detection at half of training. Generation 2 follows the paper before any board result:
+the `late` window (the late stage is where the paper finds high VOG marks mislabelled
+samples) over the `band` (the error models change labels at boundaries), detection at
+three quarters of training, so the window (epochs 7-9 of 12) is late in what has been
+trained yet still leaves a quarter of training to learn from the refurbished labels.
+Measured before this choice and kept despite it (studies/vog_stage.py, phantom-quick
+v1, 3 seeds): late-band AUROC 0.38 (systematic:0.5) and 0.28 (omission:0.5), below
+chance, against early-band 0.62 and 0.92; the signs stay as the paper fixes them.
 """
 
 from __future__ import annotations
@@ -133,6 +142,7 @@ class VOGDetector(Detector):
         batch_size: int | None = None,
         window: str = "spread",
         band_mm: float = 3.0,
+        flag_rule: str = "mixture",
     ) -> None:
         explicit = not isinstance(checkpoints, int)
         super().__init__(
@@ -143,6 +153,7 @@ class VOGDetector(Detector):
             batch_size=batch_size,
             window=window,
             band_mm=band_mm,
+            flag_rule=flag_rule,
         )
         if window not in WINDOW_SIGN:
             raise ValueError(f"window must be one of {tuple(WINDOW_SIGN)}, not {window!r}")
@@ -300,7 +311,11 @@ class VOGDetector(Detector):
 register_refurb_and_discard(
     "vog",
     "VOG detector (input-gradient variance over 3 checkpoints spread up to the detection epoch, z-scored per view "
-    "and phase, mixture flags) at half of training; flagged samples {what}; training goes on.",
+    "and phase, {rule}) at {when}; flagged samples {what}; training goes on.",
+    revised={"detector_params": {"window": "late", "region": "band", "flag_rule": "populations"}},
+    revised_description="VOG detector (input-gradient variance over the 3 epochs up to detection, the late stage of what "
+    "has been trained, summed over the 3 mm band around the given label's boundaries, z-scored per view and phase, {rule}) "
+    "at {when}; flagged samples {what}; training goes on.",
     detector="vog",
     detect_at=0.5,
     detector_params={"checkpoints": 3},

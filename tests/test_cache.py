@@ -24,16 +24,29 @@ OTHER = LabelSet("other", (Structure(1, "a", "A"), Structure(2, "b", "B")), deri
 def make_data(seed: int = 0, label_set: LabelSet = CAMUS_LABELS) -> Data:
     g = np.random.default_rng(seed)
     n = 3
-    info = pd.DataFrame({
-        "id": [f"patient{i:04d}_2CH_ED" for i in range(1, n + 1)],
-        "patient": [f"patient{i:04d}" for i in range(1, n + 1)],
-        "view": ["2CH"] * n, "phase": ["ED"] * n, "split": ["train", "val", "test"],
-        "ef": [0.5, np.nan, 0.61], "age": np.array([40, 50, 60], np.int64), "sex": ["M", None, "F"],
-        "flag": [True, False, True],
-    })
-    return Data(name="toy", images=g.integers(0, 256, (n, 20, 24), dtype=np.uint8),
-                labels=g.integers(0, 4, (n, 20, 24), dtype=np.uint8), spacing=g.uniform(0.1, 1, (n, 2)),
-                info=info, fingerprint="ignored", options={"size": 20, "splits": (1, 1, 1)}, label_set=label_set)
+    info = pd.DataFrame(
+        {
+            "id": [f"patient{i:04d}_2CH_ED" for i in range(1, n + 1)],
+            "patient": [f"patient{i:04d}" for i in range(1, n + 1)],
+            "view": ["2CH"] * n,
+            "phase": ["ED"] * n,
+            "split": ["train", "val", "test"],
+            "ef": [0.5, np.nan, 0.61],
+            "age": np.array([40, 50, 60], np.int64),
+            "sex": ["M", None, "F"],
+            "flag": [True, False, True],
+        }
+    )
+    return Data(
+        name="toy",
+        images=g.integers(0, 256, (n, 20, 24), dtype=np.uint8),
+        labels=g.integers(0, 4, (n, 20, 24), dtype=np.uint8),
+        spacing=g.uniform(0.1, 1, (n, 2)),
+        info=info,
+        fingerprint="ignored",
+        options={"size": 20, "splits": (1, 1, 1)},
+        label_set=label_set,
+    )
 
 
 class Builder:

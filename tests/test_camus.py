@@ -59,8 +59,16 @@ def picture(p: int, v: int, ph: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cfg_values(p: int, v: int) -> dict:
-    return {"ED": 1, "ES": 10 + p + v, "NbFrame": 12 + p + v, "Sex": "MF"[p % 2], "Age": 40 + p,
-            "ImageQuality": ("Good", "Medium", "Poor")[(p + v) % 3], "EF": 30 + 5 * p, "FrameRate": 20.0 + p}
+    return {
+        "ED": 1,
+        "ES": 10 + p + v,
+        "NbFrame": 12 + p + v,
+        "Sex": "MF"[p % 2],
+        "Age": 40 + p,
+        "ImageQuality": ("Good", "Medium", "Poor")[(p + v) % 3],
+        "EF": 30 + 5 * p,
+        "FrameRate": 20.0 + p,
+    }
 
 
 # ---------------------------------------------------------------------------- writers (the way CAMUS stores frames)
@@ -127,8 +135,17 @@ def make_mhd_tree(root: Path, *, lists_in: str = "listSubGroups") -> Path:
                 write_sitk(Path(f"{stem}.mhd"), img, SPACING[p], compress=p % 2 == 0, as3d=p <= 2)
                 write_sitk(Path(f"{stem}_gt.mhd"), lab, SPACING[p], compress=p % 2 == 0, as3d=p <= 2)
             c = cfg_values(p, v)
-            old = {"ED": c["ED"], "ES": c["ES"], "NbFrame": c["NbFrame"], "Sex": c["Sex"], "Age": c["Age"],
-                   "ImageQuality": c["ImageQuality"], "LVedv": 100.0 + p, "LVesv": 50.0 + p, "LVef": c["EF"]}
+            old = {
+                "ED": c["ED"],
+                "ES": c["ES"],
+                "NbFrame": c["NbFrame"],
+                "Sex": c["Sex"],
+                "Age": c["Age"],
+                "ImageQuality": c["ImageQuality"],
+                "LVedv": 100.0 + p,
+                "LVesv": 50.0 + p,
+                "LVef": c["EF"],
+            }
             (folder / f"Info_{view}.cfg").write_text("".join(f"{k}: {x}\n" for k, x in old.items()))
     (root / "testing" / "patient0451").mkdir(parents=True)  # unlabelled: not read
     for k, split in FOLDS.items():
@@ -209,8 +226,8 @@ def test_nifti_values_orientation_and_spacing(nifti_data):
                 i += 1
     # apex at the top: the first rows are dark except near the centre; the marker sits upper left
     top, bottom = d.images[:, :2, :], d.images[:, -3:, :]
-    assert (top[:, :, : SIZE // 4] == 0).all() and (top[:, :, -SIZE // 4:] == 0).all()
-    assert (bottom[:, :, SIZE // 4: -SIZE // 4] > 0).all()
+    assert (top[:, :, : SIZE // 4] == 0).all() and (top[:, :, -SIZE // 4 :] == 0).all()
+    assert (bottom[:, :, SIZE // 4 : -SIZE // 4] > 0).all()
     assert (d.labels[:, :, : SIZE // 2] != 2).all()  # myocardium only right of the axis: no left/right flip
 
 
@@ -328,8 +345,10 @@ def expect_error(root: Path | None, tmp_path: Path, *fragments: str, **options) 
 def test_root_not_given(tmp_path, monkeypatch):
     monkeypatch.delenv("ECHO_NOISE_BENCH_CAMUS", raising=False)
     message = expect_error(None, tmp_path)
-    assert message == ("CAMUS root not given: pass --data-root DIR or set ECHO_NOISE_BENCH_CAMUS; the dataset needs "
-                       "registration at the CAMUS challenge site and is never downloaded")
+    assert message == (
+        "CAMUS root not given: pass --data-root DIR or set ECHO_NOISE_BENCH_CAMUS; the dataset needs "
+        "registration at the CAMUS challenge site and is never downloaded"
+    )
 
 
 def test_missing_or_unrecognised_root(tmp_path):
@@ -362,7 +381,7 @@ def test_truncated_or_corrupt_nifti(nifti_root, tmp_path, damage):
     elif damage == "garbage":
         path.write_bytes(b"\x00garbage" * 50)
     elif damage == "flip":  # one byte of the compressed body: caught by the gzip CRC at the latest
-        path.write_bytes(raw[: len(raw) // 2] + bytes([raw[len(raw) // 2] ^ 0x55]) + raw[len(raw) // 2 + 1:])
+        path.write_bytes(raw[: len(raw) // 2] + bytes([raw[len(raw) // 2] ^ 0x55]) + raw[len(raw) // 2 + 1 :])
     else:  # a valid gzip stream holding a truncated NIfTI
         path.write_bytes(gzip.compress(gzip.decompress(raw)[:400]))
     expect_error(root, tmp_path, f"CAMUS: {path} cannot be read", "truncated or corrupt")

@@ -227,11 +227,11 @@ def test_corrector_starts_each_structure_at_the_hand_computed_epoch():
     assert started == expected
 
 
-def brute_force_correction(labels, prob, correcting, fg, bg):
+def brute_force_correction(labels, prob, correcting, fg, bg, class_constraint=True):
     n, h, w = labels.shape
     out = labels.copy()
     for i in range(n):
-        present = set(np.unique(labels[i]).tolist()) | {0}
+        present = set(np.unique(labels[i]).tolist()) | {0} if class_constraint else set(range(prob.shape[1]))
         for r in range(h):
             for c in range(w):
                 p = prob[i, :, r, c]
@@ -259,6 +259,20 @@ def test_correction_rule_matches_a_brute_force_loop():
     changed = correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array([False, True, False, True]), 0.7, 0.7).numpy() != labels
     assert changed.any() and not changed.all()  # the hand-made case is not trivial
     assert not (correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array([False, True, True, True])).numpy()[1] == 3).any()
+
+
+def test_correction_without_the_class_constraint_can_bring_an_omitted_structure_back():
+    correct = ADELE.correct_labels
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, size=(3, 6, 7))
+    labels[1][labels[1] == 3] = 1  # the left atrium omitted in sample 1
+    logits = rng.normal(size=(3, 4, 6, 7)) * 3
+    prob = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for correcting in ([False, True, False, True], [True, True, True, True]):
+        got = correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array(correcting), 0.7, 0.7, class_constraint=False).numpy()
+        np.testing.assert_array_equal(got, brute_force_correction(labels, prob, correcting, 0.7, 0.7, class_constraint=False))
+    free = correct(torch.from_numpy(labels), torch.from_numpy(prob), np.array([True] * 4), class_constraint=False).numpy()
+    assert (free[1] == 3).any()  # the omitted class returns where the model is confident in it
 
 
 def test_adele_consistency_weight_zero_is_the_standard_trainer():

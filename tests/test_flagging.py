@@ -76,8 +76,10 @@ def test_two_well_separated_populations_are_found(prevalence):
     assert share == 1.0 and precision >= 0.95 and recall >= 0.95, (share, precision, recall)
 
 
-@pytest.mark.parametrize(("separation", "prevalence", "min_share"), [(3.0, 0.1, 0.6), (3.0, 0.25, 0.85), (3.0, 0.5, 0.9),
-                                                                    (3.0, 0.75, 0.9), (4.0, 0.1, 0.9), (4.0, 0.25, 0.95)])
+@pytest.mark.parametrize(
+    ("separation", "prevalence", "min_share"),
+    [(3.0, 0.1, 0.6), (3.0, 0.25, 0.85), (3.0, 0.5, 0.9), (3.0, 0.75, 0.9), (4.0, 0.1, 0.9), (4.0, 0.25, 0.95)],
+)
 def test_when_it_flags_its_precision_is_the_bayes_rules(separation, prevalence, min_share):
     """3 and 4 sd apart the evidence for a second population in 240 scores is not always there (BIC, separation):
     measured, the rule flags in 76% (3 sd, 10%) to 100% of draws; when it flags, its precision is within 0.03 of the

@@ -53,6 +53,8 @@ def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.
     r = copy.deepcopy(template)
     kind, _, rest = noise.partition(":")
     r["method"]["name"] = method
+    if method in bench.methods:  # a registered method's record holds its definition (`bench validate` checks it)
+        r["method"].update(recipe=bench.methods.get(method).describe(), reference=bench.methods.get(method).reference)
     level = float(rest.split(",")[0]) if rest else 0.0
     r["noise"].update(spec=noise, type=kind, level=level, n_corrupted=round(level * r["dataset"]["n_train"]))
     r["seed"] = seed

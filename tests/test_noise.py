@@ -100,8 +100,18 @@ def phantom(request):
     return bench.load_dataset("echo-phantom", size=request.param, patients=6, splits=(4, 1, 1))
 
 
-ALL_TYPES = ["random:1", "random:1,mode=markov", "systematic:1", "systematic:1,structure=myo,direction=erode,mm=4",
-             "omission:1", "omission:1,structure=la", "shift:1", "coarse:1", "coarse:1,vertices=4", "temporal:1"]
+ALL_TYPES = [
+    "random:1",
+    "random:1,mode=markov",
+    "systematic:1",
+    "systematic:1,structure=myo,direction=erode,mm=4",
+    "omission:1",
+    "omission:1,structure=la",
+    "shift:1",
+    "coarse:1",
+    "coarse:1,vertices=4",
+    "temporal:1",
+]
 
 
 # --------------------------------------------------------------------------- spec errors
