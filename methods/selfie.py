@@ -19,7 +19,7 @@ never change.
 Defaults and where they come from:
 - q = 15, epsilon = 0.05: the paper's and `main.py`'s (`queue_size`, `threshold`), from its grid
   search. At C = 4 classes one dissenting vote among q already gives an uncertainty of
-  H(1/q) / log 4 (0.18 at q = 15, 0.33 at q = 6), above 0.05 for every q below about 80: at the
+  H(1/q) / log 4 (0.18 at q = 15, 0.33 at q = 6), above 0.05 for every q below 78: at the
   paper's epsilon a pixel is refurbished only when ALL its recorded predictions agree.
 - The history used is the last min(q, epochs recorded) predictions: the benchmark's schedules are
   shorter than q (phantom-quick trains 12 epochs, small 8, tiny 2). Recording starts at epoch
@@ -29,10 +29,11 @@ Defaults and where they come from:
 
 Recipe `selfie`: the loss detector (mean loss over its 3-epoch window, mixture flags) at half of
 training (detect_at 0.5: the reference warms up for 25 of 100 epochs with a history of 15, so its
-history is full at the first refurbishment; here half of training is the earliest point with a
-history of at least 4 predictions on small and 6 on phantom-quick, and the point the other
-detector recipes use), then refurbished again every epoch on the same flags (refurbish_every 1),
-because SELFIE refurbishes during training, every mini-batch, not once.
+history is full at the first refurbishment; here half of training gives a history of 6
+predictions on phantom-quick and 4 on small at the first refurbishment, and is where the other
+detector recipes detect, so their numbers compare), then refurbished again every epoch on the
+same flags (refurbish_every 1), because SELFIE refurbishes during training, every mini-batch, not
+once. Cost: one prediction pass over the training set per recorded epoch (every epoch here).
 
 Deviations from the reference, each forced by the segmentation setting or the benchmark's roles:
 - per pixel, not per image (the brief of issue 15); the majority of a tied history is the lowest

@@ -104,7 +104,7 @@ def test_one_trainer_step_moves_the_teacher_by_the_ema_and_a_zero_weight_batch_m
     trial = small_trial()
     trainer = bench.trainers.get("mean-teacher")()
     model = trainer.setup(trial)
-    assert model is trainer.teacher and all(not p.requires_grad for p in trainer.teacher.parameters())
+    assert model is trainer.student and all(not p.requires_grad for p in trainer.teacher.parameters())
     before = [p.detach().clone() for p in trainer.student.parameters()]
     trainer.step(trial, batch_of(trial, torch.zeros(trial.n)))
     assert trainer.steps == 0
@@ -117,7 +117,8 @@ def test_one_trainer_step_moves_the_teacher_by_the_ema_and_a_zero_weight_batch_m
         torch.testing.assert_close(t, 0.5 * b + 0.5 * s)  # a = min(1 - 1/2, 0.99) after the first step
         moved |= not torch.equal(b, s)
     assert moved
-    assert bench.trainers.get("mean-teacher")(evaluate="student").setup(trial) is not None
+    other = bench.trainers.get("mean-teacher")(evaluate="teacher")
+    assert other.setup(trial) is other.teacher
 
 
 def fit_tiny(recipe: bench.Recipe):
@@ -149,7 +150,8 @@ def test_two_runs_give_the_same_numbers():
     for a, b in zip(first.trial.model.state_dict().values(), second.trial.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     np.testing.assert_array_equal(np.stack(first.trial.history.losses), np.stack(second.trial.history.losses))
-    assert recipe.trainer_params == {"ema_decay": 0.99, "consistency": 1.0} and recipe.detector is None and recipe.detect_at == 1.0
+    assert recipe.trainer_params == {"ema_decay": 0.99, "consistency": 1.0, "evaluate": "student"}
+    assert recipe.detector is None and recipe.detect_at == 1.0
 
 
 def test_parameters_are_checked():
