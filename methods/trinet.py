@@ -8,10 +8,10 @@ Reference code: PyMIC (HiLab-git/PyMIC), `pymic/net_run_nll/nll_trinet.py` (the 
 Selection, per PIXEL, as PyMIC's `get_loss_and_confident_mask`. In each batch, network k's
 pixel loss is -log(0.999 p + 5e-4) with p its softmax probability of the pixel's label
 (PyMIC's smoothed cross-entropy); its small-loss pixels are those whose loss is strictly
-below the `remember`-quantile of that loss over ALL pixels of the batch pooled (linear
-interpolation, as `torch.quantile`). Network 1 is trained on the pixels small-loss for both
-2 and 3 (mask2 AND mask3), network 2 on mask1 AND mask3, network 3 on mask1 AND mask2 (the
-masks are constants: no gradient flows through the selection).
+below the `remember`-quantile of that loss over ALL pixels of the batch pooled (`torch.quantile`,
+linear interpolation, as PyMIC; torch allows at most 2**24 pixels a batch). Network 1 is
+trained on the pixels small-loss for both 2 and 3 (mask2 AND mask3), network 2 on mask1 AND
+mask3, network 3 on mask1 AND mask2 (the masks are constants: no gradient flows through them).
 
 Ramp (PyMIC: `remb_ratio = 1 - (1 - select_ratio) x rampup`, rampup linear from iteration
 `rampup_start` to `rampup_end`, clipped to [0, 1]): at the start of 0-based epoch e of E,
@@ -45,9 +45,9 @@ Deviations from the reference, each on purpose:
   selected pixel of positive weight is not stepped (PyMIC would divide by zero).
 
 Initialisation: network 1 draws from the trial's torch RNG (it is the standard trainer's model);
-networks 2 and 3 each draw inside a forked RNG seeded from a torch.Generator of the trial seed,
-so the rest of the trial draws the same random numbers as with the standard trainer, and no two
-trial seeds share a network.
+networks 2 and 3 each draw inside a forked RNG, seeded by 62-bit draws of a torch.Generator of
+the trial seed: the rest of the trial draws the same random numbers as with the standard trainer,
+and neighbouring trial seeds share no network (as seeds seed + 1, seed + 2 would).
 
 What the loop records (`Step`): losses and logits of the evaluated ensemble (the mean logits of
 the three networks' training-mode forward passes), so loss-based detectors read TriNet as they
@@ -86,15 +86,6 @@ def selection_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -torch.log(p * 0.999 + 5e-4)
 
 
-def linear_quantile(values: torch.Tensor, q: float) -> torch.Tensor:
-    """The q-quantile of a 1-D tensor with linear interpolation, as `torch.quantile` computes it (no size limit)."""
-    ordered = torch.sort(values).values
-    rank = torch.tensor(q, dtype=values.dtype, device=values.device) * (len(values) - 1)  # in the values' dtype, as torch
-    below = rank.long()
-    above = torch.ceil(rank).long()
-    return torch.lerp(ordered[below], ordered[above], rank - below)
-
-
 def small_loss_pixels(losses: torch.Tensor, eligible: torch.Tensor, remember: float) -> torch.Tensor:
     """Bool (B, H, W): pixels of eligible samples whose loss is below the `remember`-quantile of the eligible pixels' losses.
 
@@ -103,7 +94,7 @@ def small_loss_pixels(losses: torch.Tensor, eligible: torch.Tensor, remember: fl
     eligible = eligible.view(-1, 1, 1).expand_as(losses)
     if remember >= 1.0 or not eligible.any():
         return eligible.clone()
-    return (losses < linear_quantile(losses[eligible], remember)) & eligible
+    return (losses < torch.quantile(losses[eligible], remember)) & eligible  # torch's limit: 2**24 pixels a batch
 
 
 def peer_masks(masks: list[torch.Tensor]) -> list[torch.Tensor]:
