@@ -216,8 +216,13 @@ def test_non_uint8_image_and_float_label(tmp_path):
     img, _ = picture("patient02_a")
     Image.fromarray(img.astype(np.uint16)).save(root / "imagesTr" / "patient02_a_0000.png")
     assert Image.open(root / "imagesTr" / "patient02_a_0000.png").mode.startswith("I")
+    _, lab = picture("patient01_a")  # a palette label: its indices are the values
+    pal = Image.frombytes("P", (lab.shape[1], lab.shape[0]), lab.tobytes())
+    pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255])
+    pal.save(root / "labelsTr" / "patient01_a.png")
+    assert Image.open(root / "labelsTr" / "patient01_a.png").mode == "P"
     d = bench.load_dataset("nnunet", size=SIZE, root=root, cache_dir=tmp_path / "c")
-    assert np.array_equal(d.images[2], resized(img, img)[0])
+    assert np.array_equal(d.images[2], resized(img, img)[0]) and np.array_equal(d.labels[0], nearest(lab, (SIZE, SIZE)))
     root = make_tree(tmp_path / "N", ".nii.gz")
     _, lab = picture("patient01_b")
     write_file(root / "labelsTr" / "patient01_b.nii.gz", lab.astype(np.float32), CASES["patient01_b"][1], ".nii.gz")
