@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "fingerprint": "bench.data",
     "load_dataset": "bench.data",
     "BenchError": "bench.errors",
+    "atomic_writer": "bench.files",
     "mixture_flags": "bench.flagging",
     "high_population_flags": "bench.flagging",
     "flag_by_rule": "bench.flagging",
