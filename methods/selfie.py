@@ -27,7 +27,7 @@ Defaults and where they come from:
   min(q, detect_epoch) predictions (6 on phantom-quick, 4 on small, 1 on tiny, where the rule
   reduces to the current model's prediction) and grows by one every epoch after it.
 
-Recipe `selfie`: the loss detector (mean loss over its 3-epoch window, mixture flags) at half of
+Recipe `selfie`: the loss detector (mean loss over its 3-epoch window, population flags, `bench.high_population_flags`) at half of
 training (detect_at 0.5: the reference warms up for 25 of 100 epochs with a history of 15, so its
 history is full at the first refurbishment; here half of training gives a history of 6
 predictions on phantom-quick and 4 on small at the first refurbishment, and is where the other
@@ -128,12 +128,13 @@ class SelfieRefurbisher(Refurbisher):
 register_recipe(
     Recipe(
         name="selfie",
-        description="SELFIE per pixel: loss detector (mean loss over the 3 epochs before detection, mixture flags) at half "
+        description="SELFIE per pixel: loss detector (mean loss over the 3 epochs before detection, population flags) at half "
         "of training; a flagged label's pixel takes the majority of its last min(15, epochs) predicted classes where they "
         "agree (normalised entropy <= 0.05), made valid; refurbished again every epoch after detection; training goes on.",
         detector="loss",
         refurbisher="selfie",
         detect_at=0.5,
+        detector_params={"window": 3, "flag_rule": "populations"},
         refurbisher_params={"q": 15, "epsilon": 0.05},
         refurbish_every=1,
     )
