@@ -86,7 +86,9 @@ def test_a_protocol_runs_its_generation_of_a_recipe():
 
 
 def test_generation_2_definitions_say_what_issue_14_fixed():
-    gen2 = {name: bench.methods.get(name).at(2) for name in bench.methods.names()}
+    # the recipes of the v1 boards, as generation 2 redefines them (recipes added later have one definition)
+    gen2 = {name: bench.methods.get(name).at(2) for name in bench.methods.names() if bench.methods.get(name).revisions}
+    assert {"loss-refurb", "vog-refurb", "coteaching", "adele", "oracle-restore"} <= set(gen2)
     for name, recipe in gen2.items():
         if recipe.detector is not None and recipe.detector != "oracle":
             assert recipe.detector_params.get("flag_rule") == "populations", name  # one rule for every thresholding detector
