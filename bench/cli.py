@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out records that bench validate rejects (each named on stderr) instead of refusing the board",
     )
+    leader.add_argument(
+        "--index",
+        action="store_true",
+        help="instead of a board: a page listing every <protocol>/v<N>/board.html under the first path (default --out PATH/index.html)",
+    )
 
     lister = sub.add_parser("list", help="list what is registered")
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
@@ -422,6 +427,8 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
     from bench.files import write_text_atomic
     from bench.leaderboard import SUFFIX_FORMATS, board, load_records, print_tables, render
 
+    if args.index:
+        return _write_index(args, console)
     if args.out is not None:
         check_output_file(args.out)
     fmt = board_format(args.format, args.out, SUFFIX_FORMATS)
@@ -446,6 +453,21 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> int:
         return 0
     write_text_atomic(args.out, text)
     console.print(f"wrote {args.out} ({fmt}): {len(frame)} rows", markup=False, highlight=False)
+    return 0
+
+
+def _write_index(args: argparse.Namespace, console: Console) -> int:
+    """`bench leaderboard --index`: the index page of every board under the first path, written atomically."""
+    from bench.board_html import find_boards, index_page
+    from bench.files import write_text_atomic
+
+    root = (args.paths or [Path("leaderboard")])[0]
+    if not root.is_dir():
+        raise BenchError(f"--index: {root} is not a folder; give the folder that holds <protocol>/v<N>/board.html")
+    out = args.out if args.out is not None else root / "index.html"
+    check_output_file(out)
+    write_text_atomic(out, index_page(root, out))
+    console.print(f"wrote {out}: {len(find_boards(root))} boards", markup=False, highlight=False)
     return 0
 
 

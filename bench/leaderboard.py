@@ -5,12 +5,16 @@ different protocol versions or hashes never share a row: a row is one (protocol 
 version, hash, method, noise spec). Only `status: ok` records feed the numbers; failed ones
 are counted. Every number is a mean over seeds with a 95% t-interval (n - 1 degrees of
 freedom), and a method's gain over `baseline` in mean Dice comes with a paired t-test over
-the seeds both ran, so a reader sees how much of a difference is noise.
+the seeds both ran, so a reader sees how much of a difference is noise. Within a noise spec
+those p-values are Holm-corrected for the number of methods, and the spec's minimum detectable
+difference (`bench.board_stats`) says how small a difference its seeds could find at all.
+References (`oracle-*`, which read the noise truth) are shown beside the methods but never
+ranked and never counted in the correction. The HTML page and its plots live in
+`bench.board_html` and `bench.board_plots`.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import math
@@ -24,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
+from bench import board_stats
 from bench.errors import BenchError
 from bench.record import Record, duplicate_cells, find_records
 
@@ -46,12 +51,42 @@ METRICS: dict[str, str] = {
     "ef_error": "EF error pp",
     "cost_rel": "cost / baseline",
 }
+#: metric columns added after the first board (v1): in the frame after the `delta_*` columns, so older readers of the CSV keep their columns
+MORE_METRICS: dict[str, str] = {
+    "det_p_at_budget": "det. P@budget",
+    "refurb_before": "label Dice before",
+    "refurb_after": "label Dice after",
+}
+#: the order in which tables show the metric columns after Dice (each group of `metric_groups` keeps it)
+_SHOWN_AFTER_DICE = [
+    "hd95",
+    "det_precision",
+    "det_recall",
+    "det_f1",
+    "det_ap",
+    "det_auroc",
+    "det_p_at_budget",
+    "refurb_before",
+    "refurb_after",
+    "refurb_gain",
+    "ef_error",
+    "cost_rel",
+]
 #: the console splits a board into three tables (the first: Dice), so that each fits a 160-column terminal
 _CONSOLE_PARTS = {
-    "detection and refurbishment": ["det_precision", "det_recall", "det_f1", "det_ap", "det_auroc", "refurb_gain"],
+    "detection and refurbishment": [
+        "det_precision",
+        "det_recall",
+        "det_f1",
+        "det_ap",
+        "det_auroc",
+        "det_p_at_budget",
+        "refurb_before",
+        "refurb_after",
+        "refurb_gain",
+    ],
     "distance, clinical, cost": ["hd95", "ef_error", "cost_rel"],
 }
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 # ---------------------------------------------------------------- reading
@@ -151,8 +186,8 @@ def record_structures(records: list[Record]) -> list[str]:
 
 
 def metric_columns(structures: list[str]) -> dict[str, str]:
-    """The board's metric columns and their display labels: Dice per structure, Dice mean, then `METRICS`."""
-    return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS}
+    """The board's metric columns and their display labels: Dice per structure, Dice mean, then `METRICS` and `MORE_METRICS`."""
+    return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS, **MORE_METRICS}
 
 
 def _board_metrics(frame: pd.DataFrame) -> dict[str, str]:
@@ -171,9 +206,9 @@ def _values(record: Record) -> dict[str, float]:
     dice = m.get("dice") or {}
     det = m.get("detection") or {}
     corrupted = (m.get("refurbishment") or {}).get("corrupted") or {}
-    gain = math.nan
+    before = after = math.nan
     if corrupted.get("n"):
-        gain = _num(corrupted.get("label_dice_after")) - _num(corrupted.get("label_dice_before"))
+        before, after = _num(corrupted.get("label_dice_before")), _num(corrupted.get("label_dice_after"))
     cost = record.cost
     wall = _num(cost.get("wall_s"))
     return {
@@ -181,7 +216,10 @@ def _values(record: Record) -> dict[str, float]:
         **{f"dice_{k}": _num(v) for k, v in dice.items()},
         "hd95": _num((m.get("hd95") or {}).get("mean")),
         **{f"det_{k}": _num(det.get(k)) for k in ("precision", "recall", "f1", "ap", "auroc")},
-        "refurb_gain": gain,
+        "det_p_at_budget": _num(det.get("precision_at_budget")),
+        "refurb_before": before,
+        "refurb_after": after,
+        "refurb_gain": after - before,
         "ef_error": _num((m.get("clinical") or {}).get("ef_abs_error_mean")),
         "cost_s": wall if not math.isnan(wall) else _num(cost.get("train_s")),
     }
@@ -200,11 +238,21 @@ def mean_interval(values: Any) -> tuple[float, float, int]:
     return float(v.mean()), half, n
 
 
+def _paired(method: dict[int, float], baseline: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The values of method and baseline on the seeds both have (finite in both), in seed order."""
+    seeds = sorted(s for s in method if s in baseline and np.isfinite(method[s]) and np.isfinite(baseline[s]))
+    return np.array([method[s] for s in seeds], dtype=float), np.array([baseline[s] for s in seeds], dtype=float)
+
+
+def paired_sd(method: dict[int, float], baseline: dict[int, float]) -> float:
+    """Standard deviation (n - 1) of the per-seed differences method - baseline over the seeds both have; NaN under 2 seeds."""
+    a, b = _paired(method, baseline)
+    return float(np.std(a - b, ddof=1)) if len(a) >= 2 else math.nan
+
+
 def paired_difference(method: dict[int, float], baseline: dict[int, float]) -> tuple[float, float, float, int]:
     """Mean per-seed difference method - baseline over the seeds both have, its 95% half-width, paired t-test p, n."""
-    seeds = sorted(s for s in method if s in baseline and np.isfinite(method[s]) and np.isfinite(baseline[s]))
-    a = np.array([method[s] for s in seeds], dtype=float)
-    b = np.array([baseline[s] for s in seeds], dtype=float)
+    a, b = _paired(method, baseline)
     mean, half, n = mean_interval(a - b)
     p = math.nan
     if n >= 2:
@@ -226,12 +274,14 @@ def _frame(records: list[Record], metrics: dict[str, str]) -> pd.DataFrame:
                 "version": p["version"],
                 "hash": p["hash"],
                 "method": r.method["name"],
+                "reference": board_stats.is_reference(r.method),
                 "noise": noise["spec"],
                 "noise_type": noise["type"],
                 "noise_params": params,
                 "noise_level": _num(noise["level"]),
                 "seed": r.seed,
                 "ok": r.ok,
+                "prevalence": _num(noise.get("n_corrupted")) / _num(r.dataset.get("n_train")) if r.dataset.get("n_train") else math.nan,
                 **(_values(r) if r.ok else {}),
             }
         )
@@ -246,13 +296,23 @@ def board(records: list[Record]) -> pd.DataFrame:
     """One row per (protocol, version, hash, method, noise spec): means and 95% intervals over seeds, rank, gain over baseline.
 
     Columns: the key, `noise_type`, `noise_level`, `noise_params` (for plots), `n` (ok seeds),
-    `failed`, for every metric of `metric_columns` (Dice of each structure the records report,
-    Dice mean, then METRICS) its mean and `<metric>_ci` (half-width of the 95%
-    t-interval; NaN with one seed), `rank` (1 = highest mean Dice within a protocol group and
-    noise spec), and against `baseline` at the same noise spec: `delta_dice` (mean per-seed
-    difference in mean Dice), `delta_dice_ci`, `delta_p` (paired t-test), `delta_n` (paired
-    seeds). `cost_rel` is each seed's wall time (training time when absent) over baseline's
-    mean at the same noise spec. Rows are sorted by protocol, noise (none first) and rank.
+    `failed`, `rank` (1 = highest mean Dice within a protocol group and noise spec, among the
+    methods: references are not ranked), for every metric of `metric_columns` (Dice of each
+    structure the records report, Dice mean, then METRICS, then MORE_METRICS at the end) its
+    mean and `<metric>_ci` (half-width of the 95% t-interval; NaN with one seed), and against
+    `baseline` at the same noise spec: `delta_dice` (mean per-seed difference in mean Dice),
+    `delta_dice_ci`, `delta_p` (paired t-test), `delta_n` (paired seeds). `cost_rel` is each
+    seed's wall time (training time when absent) over baseline's mean at the same noise spec.
+
+    Added after v1, at the end: `reference` (shown, never ranked, not in the correction),
+    `det_ap_chance` (AP's chance level: the cell's prevalence n_corrupted / n_train, where
+    the method has an AP), `delta_sd` (sd of the paired differences), `delta_mdd` (this pair's
+    minimum detectable difference, `bench.board_stats`), `delta_p_holm` (Holm-adjusted p
+    within the spec over the methods with a p-value), `delta_holm_reject` (adjusted p <= 0.05),
+    and per spec (the same on each of its rows): `spec_sd` (pooled paired sd over the
+    methods' pairs), `spec_n` (the fewest paired seeds among them), `spec_mdd` (the MDD of a
+    pair with spec_n seeds and spec_sd), `spec_seeds_for_target` (seeds for an MDD of at most
+    `board_stats.MDD_TARGET`). Rows are sorted by protocol, noise (none first), rank, references last.
     """
     if not records:
         raise BenchError("no records to put on a board")
@@ -268,27 +328,65 @@ def board(records: list[Record]) -> pd.DataFrame:
         first = g.iloc[0]
         row: dict[str, Any] = dict(zip(KEY, key, strict=True))
         row.update(noise_type=first["noise_type"], noise_level=first["noise_level"], noise_params=first["noise_params"])
-        row.update(n=len(good), failed=int((~g["ok"]).sum()))
+        row.update(n=len(good), failed=int((~g["ok"]).sum()), reference=bool(g["reference"].any()))
         cost = base_cost.get((*key[:3], key[4]), math.nan)
         for col in metrics:
             values = good["cost_s"] / cost if col == "cost_rel" else good[col]
             row[col], row[f"{col}_ci"], _ = mean_interval(values)
+        row["det_ap_chance"] = float(good["prevalence"].mean()) if len(good) and np.isfinite(row["det_ap"]) else math.nan
         base_dice = baseline_dice.get((*key[:3], key[4]))
         if key[3] != BASELINE and base_dice:
-            diff = paired_difference(dict(zip(good["seed"], good["dice_mean"], strict=True)), base_dice)
+            mine = dict(zip(good["seed"], good["dice_mean"], strict=True))
+            diff, sd = paired_difference(mine, base_dice), paired_sd(mine, base_dice)
         else:
-            diff = (math.nan, math.nan, math.nan, 0)
+            diff, sd = (math.nan, math.nan, math.nan, 0), math.nan
         row["delta_dice"], row["delta_dice_ci"], row["delta_p"], row["delta_n"] = diff
+        row["delta_sd"], row["delta_mdd"] = sd, board_stats.min_detectable_difference(sd, diff[3])
         rows.append(row)
-    out = pd.DataFrame(rows)
-    out["rank"] = out.groupby([*GROUP, "noise"])["dice_mean"].rank(ascending=False, method="min").astype("Int64")
+    out = _per_spec(pd.DataFrame(rows))
     clean = out["noise_type"] == "none"
     out = out.assign(_clean=~clean).sort_values(
-        [*GROUP, "_clean", "noise_type", "noise_params", "noise_level", "rank", "method"], na_position="last", kind="stable"
+        [*GROUP, "_clean", "noise_type", "noise_params", "noise_level", "rank", "reference", "method"], na_position="last", kind="stable"
     )
     first = [*KEY, "noise_type", "noise_level", "noise_params", "n", "failed", "rank"]
-    columns = [c for m in metrics for c in (m, f"{m}_ci")]
-    return out[[*first, *columns, "delta_dice", "delta_dice_ci", "delta_p", "delta_n"]].reset_index(drop=True)
+    columns = [c for m in metrics if m not in MORE_METRICS for c in (m, f"{m}_ci")]
+    delta = ["delta_dice", "delta_dice_ci", "delta_p", "delta_n"]
+    more = [c for m in MORE_METRICS for c in (m, f"{m}_ci")]
+    power = ["delta_sd", "delta_mdd", "delta_p_holm", "delta_holm_reject", "spec_sd", "spec_n", "spec_mdd", "spec_seeds_for_target"]
+    return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power]].reset_index(drop=True)
+
+
+def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
+    """`rank`, Holm's correction and the spec's power, each computed within one protocol group and noise spec, over the methods.
+
+    The methods of a spec are its rows that are neither `baseline` nor a reference. Holm's
+    family is the methods with a paired p-value; the pooled paired sd pools the methods' pairs
+    with at least 2 seeds, and `spec_n` is the fewest seeds among those pairs, so the spec's
+    MDD is not the optimistic one of its best-replicated pair.
+    """
+    out = out.copy()
+    ranked = out["dice_mean"].where(~out["reference"])
+    out["rank"] = ranked.groupby([out[c] for c in [*GROUP, "noise"]]).rank(ascending=False, method="min").astype("Int64")
+    for col in ("delta_p_holm", "spec_sd", "spec_mdd", "spec_seeds_for_target"):
+        out[col] = math.nan
+    out["delta_holm_reject"] = False
+    out["spec_n"] = 0
+    for _, g in out.groupby([*GROUP, "noise"], sort=False):
+        methods = g[(g["method"] != BASELINE) & ~g["reference"]]
+        family = methods[methods["delta_p"].notna()]
+        if len(family):
+            adjusted, reject = board_stats.holm(family["delta_p"].tolist())
+            out.loc[family.index, "delta_p_holm"] = adjusted
+            out.loc[family.index, "delta_holm_reject"] = reject
+        pairs = methods[methods["delta_n"] >= 2]
+        sd, _ = board_stats.pooled_sd(pairs["delta_sd"].tolist(), pairs["delta_n"].tolist())
+        if np.isfinite(sd):
+            n = int(pairs["delta_n"].min())
+            out.loc[g.index, "spec_sd"] = sd
+            out.loc[g.index, "spec_n"] = n
+            out.loc[g.index, "spec_mdd"] = board_stats.min_detectable_difference(sd, n)
+            out.loc[g.index, "spec_seeds_for_target"] = board_stats.seeds_for_difference(sd)
+    return out
 
 
 # ---------------------------------------------------------------- rendering
@@ -314,24 +412,82 @@ def _p(value: float) -> str:
     return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
-def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
-    """Strings for people: rank, method, noise, seeds, the chosen metrics as mean ± half-width, gain over baseline."""
+def shown_columns(frame: pd.DataFrame) -> list[str]:
+    """The metric columns a full table shows, in order: Dice per structure and mean, then `_SHOWN_AFTER_DICE` (AP's chance after AP)."""
     labels = _board_metrics(frame)
+    dice = [c for c in labels if c.startswith("dice_")]
+    after = [c for c in _SHOWN_AFTER_DICE if c in labels]
+    return [*dice, *(c for m in after for c in ([m, "det_ap_chance"] if m == "det_ap" else [m]))]
+
+
+#: digits of the numbers that are not fractions
+_DIGITS = {"hd95": 1, "ef_error": 1, "cost_rel": 2}
+#: the columns `_display` adds after the metrics when a table shows Dice mean
+DELTA_LABELS = ("ΔDice vs baseline", "p (paired t)", "p Holm", "MDD 80%")
+
+
+def _rank(row: pd.Series) -> str:
+    if row["reference"]:
+        return "ref"
+    return "-" if pd.isna(row["rank"]) else str(int(row["rank"]))
+
+
+def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
+    """Strings for people: rank (`ref` for a reference), method, noise, seeds, the chosen metrics as mean ± half-width, gain over baseline.
+
+    `det_ap_chance` among `columns` is AP's chance level (the prevalence), shown where the
+    method has an AP; with `dice_mean` among them the DELTA_LABELS columns follow.
+    """
+    labels = {**_board_metrics(frame), "det_ap_chance": "AP chance"}
     rows = []
     for _, r in frame.iterrows():
         row = {
-            "rank": "-" if pd.isna(r["rank"]) else str(int(r["rank"])),
+            "rank": _rank(r),
             "method": str(r["method"]),
             "noise": str(r["noise"]),
             "seeds": str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""),
         }
-        digits = {"hd95": 1, "ef_error": 1, "cost_rel": 2}
-        row.update({labels[c]: _cell(r[c], r[f"{c}_ci"], digits.get(c, 3), pm) for c in columns})
+        for c in columns:
+            half = math.nan if c == "det_ap_chance" else r[f"{c}_ci"]
+            row[labels[c]] = _cell(r[c], half, _DIGITS.get(c, 3), pm)
         if "dice_mean" in columns:
-            row["ΔDice vs baseline"] = _delta(r, pm)
-            row["p (paired t)"] = _p(r["delta_p"])
+            shown = (_delta(r, pm), _p(r["delta_p"]), _p(r["delta_p_holm"]), _cell(r["delta_mdd"], math.nan))
+            row.update(zip(DELTA_LABELS, shown, strict=True))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def power_table(g: pd.DataFrame) -> pd.DataFrame:
+    """Per noise spec of one protocol group: the methods compared, paired seeds, pooled paired sd, MDD, target met, seeds for the target."""
+    rows = []
+    for noise, s in g.groupby("noise", sort=False):
+        first = s.iloc[0]
+        methods = s[(s["method"] != BASELINE) & ~s["reference"]]
+        significant = int(methods["delta_holm_reject"].sum())
+        mdd = first["spec_mdd"]
+        met = "-" if pd.isna(mdd) else ("yes" if mdd <= board_stats.MDD_TARGET else "no")
+        seeds = first["spec_seeds_for_target"]
+        rows.append(
+            {
+                "noise": str(noise),
+                "methods": str(len(methods)),
+                "paired seeds": str(first["spec_n"]) if first["spec_n"] else "-",
+                "paired sd": _cell(first["spec_sd"], math.nan, 4),
+                "MDD 80%": _cell(mdd, math.nan),
+                f"MDD <= {board_stats.MDD_TARGET:g}": met,
+                f"seeds for {board_stats.MDD_TARGET:g}": "-" if pd.isna(seeds) else str(int(seeds)),
+                "Holm-significant": f"{significant} of {int(methods['delta_p_holm'].notna().sum())}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+POWER_NOTE = (
+    f"MDD: the smallest true difference in mean Dice against baseline that a two-sided paired t-test at {board_stats.ALPHA:g} "
+    f"detects with {board_stats.POWER:.0%} power, (t_0.975,n-1 + t_0.80,n-1) * s / sqrt(n), s the paired sd pooled over the spec's "
+    "methods, n their fewest paired seeds; p Holm: paired p-values Holm-corrected over the spec's methods; references are not ranked "
+    "and not corrected"
+)
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -340,7 +496,10 @@ def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(f"{name} v{version} (hash {h})", g) for (name, version, h), g in frame.groupby(GROUP, sort=False)]
 
 
-_NOTE = "mean ± 95% t-interval over seeds; Dice, HD95 and EF on the clean test labels; rank by mean Dice per noise spec"
+_NOTE = (
+    "mean ± 95% t-interval over seeds; Dice, HD95 and EF on the clean test labels; "
+    "rank by mean Dice per noise spec (references: ref, not ranked)"
+)
 
 
 def _rich_tables(frame: pd.DataFrame) -> list[Table]:
@@ -362,14 +521,15 @@ def _markdown(frame: pd.DataFrame) -> str:
     def esc(text: str) -> str:
         return text.replace("|", "\\|")
 
+    def table(shown: pd.DataFrame, left: tuple[str, ...]) -> list[str]:
+        out = ["| " + " | ".join(esc(c) for c in shown.columns) + " |"]
+        out.append("|" + "|".join("---" if c in left else "---:" for c in shown.columns) + "|")
+        return out + ["| " + " | ".join(esc(v) for v in values) + " |" for values in shown.itertuples(index=False)]
+
     out = [f"<!-- generated by `bench leaderboard`; {_NOTE} -->", ""]
     for title, g in _groups(frame):
-        shown = _display(g, list(_board_metrics(frame)))
-        out += [f"### {esc(title)}", ""]
-        out.append("| " + " | ".join(esc(c) for c in shown.columns) + " |")
-        out.append("|" + "|".join("---" if c in ("method", "noise") else "---:" for c in shown.columns) + "|")
-        out += ["| " + " | ".join(esc(v) for v in values) + " |" for values in shown.itertuples(index=False)]
-        out.append("")
+        out += [f"### {esc(title)}", "", *table(_display(g, shown_columns(frame)), ("method", "noise")), ""]
+        out += [f"Power per noise spec ({esc(POWER_NOTE)}):", "", *table(power_table(g), ("noise",)), ""]
     return "\n".join(out)
 
 
@@ -395,7 +555,7 @@ def latex_escape(text: str) -> str:
 def _latex(frame: pd.DataFrame) -> str:
     out = [f"% generated by bench leaderboard; {_NOTE}; needs \\usepackage{{booktabs}}"]
     for title, g in _groups(frame):
-        shown = _display(g, list(_board_metrics(frame)), pm=" \\pm ")
+        shown = _display(g, shown_columns(frame), pm=" \\pm ")
         header = [latex_escape(c).replace("Δ", "$\\Delta$") for c in shown.columns]
         numeric = {*_board_metrics(frame).values(), "ΔDice vs baseline"}
         align = "".join("l" if c in ("method", "noise") else "r" for c in shown.columns)
@@ -409,152 +569,6 @@ def _latex(frame: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    if not np.isfinite(lo) or not np.isfinite(hi):
-        return [0.0, 1.0]
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.05, hi + 0.05
-    raw = (hi - lo) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(lo / step + 1e-9) * step
-    ticks, t = [], start
-    while t < hi + step * 0.999:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
-
-
-def svg_line_plot(
-    series: dict[str, list[tuple[float, float, float]]],
-    colors: dict[str, str],
-    title: str,
-    x_label: str,
-    y_label: str,
-    y_bounds: tuple[float, float] | None = None,
-) -> str:
-    """A small self-contained SVG line plot: one line per name through (x, mean) points, ± half-width whiskers, a legend.
-
-    Lines at the same x are nudged apart by a few pixels so that equal values stay visible;
-    `y_bounds` clips the axis (and whiskers) to a metric's range, e.g. (0, 1) for Dice.
-    """
-    width, height, left, right, top, bottom = 460, 250, 52, 130, 26, 42
-    pw, ph = width - left - right, height - top - bottom
-    lo_bound, hi_bound = y_bounds or (-math.inf, math.inf)
-    points = [(x, y, 0.0 if pd.isna(h) else h) for pts in series.values() for x, y, h in pts]
-    xs = [x for x, _, _ in points] or [0.0, 1.0]
-    lows = [max(y - h, lo_bound) for _, y, h in points] or [0.0]
-    highs = [min(y + h, hi_bound) for _, y, h in points] or [1.0]
-    x_ticks = _nice_ticks(min(0.0, *xs), max(xs) if max(xs) > 0 else 1.0)
-    y_ticks = [t for t in _nice_ticks(min(lows), max(highs)) if lo_bound - 1e-9 <= t <= hi_bound + 1e-9]
-    if len(y_ticks) < 2:
-        y_ticks = _nice_ticks(min(lows), max(highs))
-    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], min(y_ticks[0], *lows), max(y_ticks[-1], *highs)
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def sy(y: float) -> float:
-        return top + ph - (min(max(y, y0), y1) - y0) / (y1 - y0) * ph
-
-    esc = html.escape
-    parts = [
-        f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
-        f'<text x="{left + pw / 2:.1f}" y="16" text-anchor="middle" font-size="13" font-weight="bold">{esc(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>',
-    ]
-    for t in x_ticks:
-        parts.append(f'<line x1="{sx(t):.1f}" y1="{top + ph}" x2="{sx(t):.1f}" y2="{top + ph + 4}" stroke="#888"/>')
-        parts.append(f'<text x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="10">{t:g}</text>')
-    for t in y_ticks:
-        parts.append(f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 5}" y="{sy(t) + 3:.1f}" text-anchor="end" font-size="10">{t:g}</text>')
-    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11">{esc(x_label)}</text>')
-    parts.append(
-        f'<text x="14" y="{top + ph / 2:.1f}" text-anchor="middle" font-size="11" transform="rotate(-90 14 {top + ph / 2:.1f})">'
-        f"{esc(y_label)}</text>"
-    )
-    for i, (name, pts) in enumerate(series.items()):
-        color = colors[name]
-        dx = (i - (len(series) - 1) / 2) * 3.0
-        pts = sorted(pts)
-        if len(pts) > 1:
-            path = " ".join(f"{sx(x) + dx:.1f},{sy(y):.1f}" for x, y, _ in pts)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for x, y, h in pts:
-            cx = sx(x) + dx
-            if not pd.isna(h):
-                parts.append(f'<line x1="{cx:.1f}" y1="{sy(y - h):.1f}" x2="{cx:.1f}" y2="{sy(y + h):.1f}" stroke="{color}"/>')
-            tip = f"{esc(name)}: level {x:g}, {y:.3f}" + ("" if pd.isna(h) else f" ± {h:.3f}")
-            parts.append(f'<circle cx="{cx:.1f}" cy="{sy(y):.1f}" r="3" fill="{color}"><title>{tip}</title></circle>')
-        ly = top + 10 + 16 * i
-        parts.append(f'<line x1="{left + pw + 10}" y1="{ly}" x2="{left + pw + 28}" y2="{ly}" stroke="{color}" stroke-width="2"/>')
-        parts.append(f'<text x="{left + pw + 32}" y="{ly + 4}" font-size="11">{esc(name)}</text>')
-    if not series:
-        parts.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph / 2:.1f}" text-anchor="middle" font-size="11">no data</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def _plots(g: pd.DataFrame) -> list[str]:
-    """Per noise family (type and its non-level parameters): Dice (mean) and detection AP against level; `none` is level 0."""
-    methods = list(dict.fromkeys(g.sort_values("method")["method"]))
-    colors = {m: _PALETTE[i % len(_PALETTE)] for i, m in enumerate(methods)}
-    clean = g[g["noise_type"] == "none"]
-    figures = []
-    for (kind, params), family in g[g["noise_type"] != "none"].groupby(["noise_type", "noise_params"], sort=True):
-        rows = pd.concat([clean, family])
-        name = kind + (f" ({params})" if params else "")
-        for col, label in (("dice_mean", "Dice (mean)"), ("det_ap", "detection AP")):
-            series = {}
-            for method in methods:
-                m = rows[(rows["method"] == method) & rows[col].notna()]
-                if len(m):
-                    series[method] = [
-                        (float(x), float(y), float(h)) for x, y, h in zip(m["noise_level"], m[col], m[f"{col}_ci"], strict=True)
-                    ]
-            figures.append(
-                svg_line_plot(series, colors, f"{label}: {name}", "noise level (fraction of samples corrupted)", label, (0.0, 1.0))
-            )
-    return figures
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;font-size:13px;margin:.5em 0 1em}"
-    "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}th{border-bottom:2px solid #444}"
-    "td.l,th.l{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:12px}p.note{color:#555;font-size:13px}"
-)
-
-
-def _html(frame: pd.DataFrame) -> str:
-    esc = html.escape
-    body = []
-    for title, g in _groups(frame):
-        shown = _display(g, list(_board_metrics(frame)))
-        body.append(f"<h2>{esc(title)}</h2>")
-        left = {"method", "noise"}
-        head = "".join(f'<th class="l">{esc(c)}</th>' if c in left else f"<th>{esc(c)}</th>" for c in shown.columns)
-        rows = [
-            "<tr>"
-            + "".join(
-                f'<td class="l">{esc(v)}</td>' if c in left else f"<td>{esc(v)}</td>" for c, v in zip(shown.columns, values, strict=True)
-            )
-            + "</tr>"
-            for values in shown.itertuples(index=False)
-        ]
-        body.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
-        plots = _plots(g)
-        if plots:
-            body.append('<p class="note">Points: mean over seeds; whiskers: 95% t-interval; level 0 is the clean run (noise none).</p>')
-            body.append('<div class="plots">\n' + "\n".join(plots) + "\n</div>")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>echo-noise-bench leaderboard</title>\n'
-        f'<style>{_CSS}</style>\n</head>\n<body>\n<h1>echo-noise-bench leaderboard</h1>\n<p class="note">{esc(_NOTE)}.</p>\n'
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
-
-
 def render(frame: pd.DataFrame, fmt: str) -> str:
     """The board as text in `fmt`: table (rich, plain text), md, csv (every column, raw numbers), html (one file) or latex."""
     if fmt == "csv":
@@ -564,7 +578,9 @@ def render(frame: pd.DataFrame, fmt: str) -> str:
     if fmt == "latex":
         return _latex(frame)
     if fmt == "html":
-        return _html(frame)
+        from bench.board_html import page
+
+        return page(frame)
     if fmt == "table":
         console = Console(file=io.StringIO(), width=240, color_system=None, force_terminal=False)
         for table in _rich_tables(frame):

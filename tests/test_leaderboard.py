@@ -263,17 +263,26 @@ def test_every_format_renders(grid, template):
     assert "\\begin{tabular}" in latex and "\\toprule" in latex and "\\bottomrule" in latex and "\\end{tabular}" in latex
     assert r"my\_method\&co\%" in latex and "my_method&co%" not in latex
     body = latex[latex.index("\\midrule") : latex.index("\\bottomrule")]
-    assert all(line.count("&") - line.count(r"\&") == 18 for line in body.splitlines()[1:])
+    # rank, method, noise, seeds, 4 Dice, HD95, 7 detection (AP chance among them), 3 refurbishment, EF, cost, 4 against baseline
+    assert all(line.count("&") - line.count(r"\&") == 24 for line in body.splitlines()[1:])
 
     page = render(frame, "html")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    # one Dice and one AP plot per noise type: random and systematic (none is level 0 in each)
+    # matplotlib figures: difference to baseline, detection, refurbishment (each a panel per noise type), cost
     assert page.count("<svg") == 4 and page.count("</svg>") == 4
-    for label in ("noise level", "Dice (mean)", "detection AP", ">loss-refurb</text>", ">baseline</text>"):
+    for label in ("noise level", "Δ mean Dice vs baseline", "detection AP", "precision at review budget", ">loss-refurb</text>"):
         assert label in page
-    for external in ("http://", "https://", "src=", "href=", "<link", "url(", "@import", "<script"):
-        assert external not in page, external
     assert "my_method&amp;co%" in page and "my_method&co" not in page
+
+
+def test_the_html_page_fetches_nothing(grid):
+    page = render(board(grid), "html")
+    # the SVG namespace names are identifiers, not addresses: nothing is fetched from them
+    page = page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace('xmlns:xlink="http://www.w3.org/1999/xlink"', "")
+    for external in ("http://", "https://", "src=", "<link", "@import", "<iframe", "<img"):
+        assert external not in page, external
+    assert not re.findall(r'href="(?!#)', page) and not re.findall(r"url\((?!#)", page)  # only links inside the page
+    assert page.count("<script>") == 1  # the inline sorter, no script file
 
 
 def test_a_board_of_another_label_set_has_its_structures_columns(template):
@@ -378,3 +387,59 @@ def test_cli_errors_are_one_line_exit_2_and_write_nothing(case, message, grid, t
     assert message in lines[0]
     assert captured.out == ""
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, no temporary file
+
+
+def test_holm_power_references_and_ap_chance_on_the_board(template):
+    """Three methods and a reference against baseline at one spec, over 3 seeds; every number worked out here."""
+    dice = {
+        "baseline": [0.50, 0.55, 0.70],
+        "loss-refurb": [0.60, 0.70, 0.80],  # differences 0.10 0.15 0.10: t = 7
+        "vog-refurb": [0.52, 0.56, 0.73],  # 0.02 0.01 0.03: t = 2 sqrt(3)
+        "coteaching": [0.40, 0.60, 0.60],  # -0.10 0.05 -0.10: t = -1
+        "oracle-refurb": [0.90, 0.90, 0.90],  # a reference: the best Dice, not ranked
+    }
+    records = []
+    for method, values in dice.items():
+        for seed, value in enumerate(values):
+            ap = None if method == "baseline" else 0.8
+            r = make(template, method, seed=seed, dice=value, ap=ap, gain=0.1)
+            r["method"].pop("reference", None)  # as in the v1 records: the registry says which recipe is a reference
+            records.append(r)
+    frame = board(records)
+    rows = {m: row(frame, m) for m in dice}
+
+    def p_dof2(t: float) -> float:  # two-sided p of Student t with 2 dof, closed form
+        return 1 - abs(t) / math.sqrt(2 + t * t)
+
+    p = {"loss-refurb": p_dof2(7.0), "vog-refurb": p_dof2(2 * math.sqrt(3)), "coteaching": p_dof2(1.0)}
+    for method, value in p.items():
+        assert rows[method]["delta_p"] == pytest.approx(value, rel=1e-9)
+    # Holm, m = 3 (the reference is not counted): loss 0.0198 * 3, vog 0.0742 * 2, coteaching max(previous, 0.4226 * 1)
+    assert rows["loss-refurb"]["delta_p_holm"] == pytest.approx(3 * p["loss-refurb"])
+    assert rows["vog-refurb"]["delta_p_holm"] == pytest.approx(2 * p["vog-refurb"])
+    assert rows["coteaching"]["delta_p_holm"] == pytest.approx(p["coteaching"])
+    # 0.0198 < 0.05 alone, but not below 0.05 / 3: nothing survives the correction
+    assert p["loss-refurb"] < 0.05 and not frame["delta_holm_reject"].any()
+    assert math.isnan(rows["oracle-refurb"]["delta_p_holm"]) and not math.isnan(rows["oracle-refurb"]["delta_p"])
+
+    # ranks among the methods only; the reference is shown with rank "ref"
+    assert [rows[m]["rank"] for m in ("loss-refurb", "vog-refurb", "baseline", "coteaching")] == [1, 2, 3, 4]
+    assert pd.isna(rows["oracle-refurb"]["rank"]) and rows["oracle-refurb"]["reference"]
+    assert list(frame["method"])[-1] == "oracle-refurb"
+    assert "| ref | oracle-refurb | systematic:0.5 |" in render(frame, "md")
+
+    # power: pooled paired sd of the three methods (3 seeds each), MDD with t(0.975, 2) + t(0.80, 2) = 4.3027 + sqrt(1.125)
+    variances = [np.var(np.subtract(dice[m], dice["baseline"]), ddof=1) for m in p]
+    sd = math.sqrt(sum(variances) / 3)
+    first = frame.iloc[0]
+    assert first["spec_sd"] == pytest.approx(sd) and first["spec_n"] == 3
+    assert first["spec_mdd"] == pytest.approx((T_975_DOF2 + math.sqrt(1.125)) * sd / math.sqrt(3))
+    own = np.std(np.subtract(dice["vog-refurb"], dice["baseline"]), ddof=1)
+    assert rows["vog-refurb"]["delta_mdd"] == pytest.approx((T_975_DOF2 + math.sqrt(1.125)) * own / math.sqrt(3))
+    assert (frame["spec_mdd"] == first["spec_mdd"]).all()  # one number per spec, on each of its rows
+
+    # AP's chance level: the cell's prevalence n_corrupted / n_train, where the method has an AP
+    n_train = template["dataset"]["n_train"]
+    assert rows["loss-refurb"]["det_ap_chance"] == pytest.approx(round(0.5 * n_train) / n_train)
+    assert math.isnan(rows["baseline"]["det_ap_chance"])
+    assert rows["loss-refurb"]["refurb_before"] == pytest.approx(0.8) and rows["loss-refurb"]["refurb_after"] == pytest.approx(0.9)

@@ -1,0 +1,155 @@
+"""The HTML board the way a person sees it: its parts, its determinism, the index page, and (where Chromium exists) the rendered page.
+
+The rendered-page tests run headless Chromium on the committed v1 board with a small check
+script added, dump the DOM after scripts ran, and read what the check wrote: the page's
+scroll width at a 1400 px window (it must not scroll sideways), which tab panel shows, and
+the order of a column after a click on its header. They skip where /usr/bin/chromium is absent.
+"""
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench.board_html import find_boards, index_page
+from bench.cli import main
+from bench.leaderboard import board, load_records, render
+
+ROOT = Path(__file__).resolve().parent.parent / "leaderboard"
+V1 = ROOT / "phantom-quick" / "v1"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def v1_page() -> str:
+    return render(board(load_records(V1)), "html")
+
+
+def test_the_page_has_a_heatmap_tabs_and_matplotlib_figures(v1_page):
+    page = v1_page
+    heat = page[page.index('<table class="heat">') : page.index("</table>", page.index('<table class="heat">'))]
+    assert heat.count("<tr") == 2 + 5 + 3  # 2 header rows, 4 methods and 1 reference (baseline has no row), 3 footer rows
+    assert heat.count('<tr class="ref">') == 1 and "oracle-refurb" in heat
+    assert "MDD (80% power)" in heat and "seeds for MDD ≤ 0.01" in heat
+    assert [label for label in re.findall(r'<label for="g0-tab\d">([^<]+)</label>', page)] == [
+        "Dice",
+        "Detection",
+        "Refurbishment",
+        "Distance, clinical, cost",
+        "Power",
+    ]
+    assert page.count('class="sortable"') == 4 * 4  # 4 tabs x (none, omission, random, systematic)
+    assert page.count("<svg") == 4 and "Matplotlib" not in page  # no creator or date in the SVG metadata
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "element ids clash between figures"
+    assert "AP chance" in page and "p Holm" in page
+
+
+def test_the_page_regenerates_byte_for_byte_in_a_fresh_process(v1_page):
+    code = "import sys; from bench.leaderboard import *; sys.stdout.write(render(board(load_records(sys.argv[1])), 'html'))"
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT.parent)}
+    out = subprocess.run([sys.executable, "-c", code, str(V1)], capture_output=True, text=True, env=env, timeout=300, check=True)
+    assert out.stdout == v1_page
+
+
+def test_the_index_lists_every_board_with_links_that_resolve(tmp_path):
+    for protocol, version in (("alpha", 1), ("alpha", 2), ("beta", 10)):
+        folder = tmp_path / protocol / f"v{version}"
+        folder.mkdir(parents=True)
+        (folder / "board.html").write_text("<html></html>")
+        if protocol == "alpha":
+            (folder / "board.csv").write_text(
+                "protocol,version,hash,method,noise,n,reference,spec_mdd\n"
+                f"alpha,{version},h,baseline,none,3,False,0.02\nalpha,{version},h,oracle-refurb,none,3,True,0.02\n"
+                f"alpha,{version},h,baseline,random:0.5,2,False,0.005\n"
+            )
+    (tmp_path / "alpha" / "notes").mkdir()  # not a version folder: not a board
+    assert [p.relative_to(tmp_path).as_posix() for p in find_boards(tmp_path)] == [
+        "alpha/v1/board.html",
+        "alpha/v2/board.html",
+        "beta/v10/board.html",
+    ]
+    out = tmp_path / "site" / "index.html"
+    page = index_page(tmp_path, out)
+    links = re.findall(r'href="([^"]+)"', page)
+    assert links == [
+        "../alpha/v1/board.html",
+        "../alpha/v1/board.csv",
+        "../alpha/v2/board.html",
+        "../alpha/v2/board.csv",
+        "../beta/v10/board.html",
+    ]
+    assert all((out.parent / link).resolve().is_file() for link in links)
+    assert "2 recipes (1 reference), 2 noise specs, up to 3 seeds; MDD ≤ 0.01 at 1 of 2 specs" in page
+
+    assert main(["leaderboard", str(tmp_path), "--index"]) == 0  # the CLI: PATH/index.html by default
+    assert re.findall(r'href="([^"]+)"', (tmp_path / "index.html").read_text())[0] == "alpha/v1/board.html"
+
+
+def test_the_committed_index_regenerates_byte_for_byte():
+    assert (ROOT / "index.html").read_text() == index_page(ROOT, ROOT / "index.html")
+    assert 'href="phantom-quick/v1/board.html"' in (ROOT / "index.html").read_text()
+
+
+# ---------------------------------------------------------------- rendered in headless Chromium
+
+_CHECK = """<script>
+window.addEventListener("load", function () {
+  var out = {};
+  out.scrollWidth = document.documentElement.scrollWidth;
+  out.panels = Array.prototype.map.call(document.querySelectorAll(".tabs > .panel"), function (p) {
+    return getComputedStyle(p).display; }).join(",");
+  var table = document.querySelector("table.sortable"), ths = table.querySelectorAll("thead th"), col = -1;
+  ths.forEach(function (th, i) { if (th.textContent === "Dice mean") col = i; });
+  ths[col].click();
+  out.sorted = Array.prototype.map.call(table.tBodies[0].rows, function (r) { return r.cells[col].getAttribute("data-v"); }).join(",");
+  out.figures = document.querySelectorAll("svg.plot").length;
+  var pre = document.createElement("pre"); pre.id = "check"; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _chromium(args: list[str], page: Path) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    flags += ["--disable-sync", "--no-first-run", "--window-size=1400,900", f"--user-data-dir={tempfile.mkdtemp()}"]
+    return subprocess.run([str(CHROMIUM), *flags, *args, page.as_uri()], capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium here (CI may install it)")
+def test_in_chromium_the_page_fits_1400_px_shows_one_tab_and_sorts(tmp_path):
+    import json
+
+    text = (V1 / "board.html").read_text()
+    page = tmp_path / "board.html"
+    page.write_text(text.replace("</body>", _CHECK + "\n</body>"))
+    done = _chromium(["--dump-dom"], page)
+    found = re.search(r'<pre id="check">(.*?)</pre>', done.stdout)
+    assert found, done.stderr[-2000:]
+    check = json.loads(found.group(1).replace("&quot;", '"'))
+    assert check["scrollWidth"] <= 1400  # no sideways scrolling on a laptop-sized window
+    assert check["panels"].split(",") == ["block", "none", "none", "none", "none"]  # only the first tab shows
+    values = [float(v) for v in check["sorted"].split(",") if v]
+    assert values == sorted(values, reverse=True) and len(values) == 6  # first click: highest Dice first
+    assert check["figures"] == 4
+    for seen in ("Difference in mean Dice to baseline", "oracle-refurb", "MDD (80% power)", "Figures"):
+        assert seen in done.stdout
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium here (CI may install it)")
+def test_in_chromium_the_screenshot_is_the_window_and_not_blank(tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "board.png"
+    page = tmp_path / "board.html"
+    shutil.copy(V1 / "board.html", page)
+    _chromium([f"--screenshot={shot}"], page)
+    image = Image.open(shot).convert("L")
+    assert image.size == (1400, 900)
+    assert len(image.getcolors(256)) > 20  # text, table lines and heatmap colours, not an empty page
