@@ -132,6 +132,16 @@ def case_table(data: Data, audit_parts: dict[str, Any], settings: AuditSettings)
     return rows.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
+def check_against_data(data: Data, settings: AuditSettings) -> tuple[np.ndarray, np.ndarray | None, Any, np.ndarray]:
+    """The settings checked against the data (--top, --folds, --inject; BenchError otherwise): the labels judged, the
+    injected truth and noise result, and every case's fold."""
+    if settings.top > len(data):
+        raise BenchError(f"--top {settings.top} is more than the {len(data)} cases; give at most {len(data)}")
+    folds = assign_folds(data.info["patient"].astype(str).tolist(), settings.folds, settings.seed)
+    given, truth, noisy = given_labels(data, settings)
+    return given, truth, noisy, folds
+
+
 def _estimate(data: Data, settings: AuditSettings, sizes: list[int]) -> tuple[float, float]:
     """(seconds, images/s): the fold trainings still to do, from a measured training rate on this machine."""
     if not sizes:
@@ -147,12 +157,11 @@ def run_audit(data: Data, settings: AuditSettings, out: Path, console: Console, 
     from bench.audit_report import render_report
     from bench.device import device_description
     from bench.record import provenance_section
+    from bench.trial import seed_everything
 
     t_start = time.perf_counter()
-    if settings.top > len(data):
-        raise BenchError(f"--top {settings.top} is more than the {len(data)} cases; give at most {len(data)}")
-    given, truth, noisy = given_labels(data, settings)
-    folds = assign_folds(data.info["patient"].astype(str).tolist(), settings.folds, settings.seed)
+    seed_everything(settings.seed)  # and deterministic kernels, as a trial asks for
+    given, truth, noisy, folds = check_against_data(data, settings)
     protocol = settings.protocol()
     console.print(settings_text(settings, len(data), data.info["patient"].nunique()), markup=False, highlight=False)
     plans, done = [], {}
@@ -244,7 +253,7 @@ def run_audit(data: Data, settings: AuditSettings, out: Path, console: Console, 
     }
     audit = Audit(settings, data, given, truth, folds, trained_on, probs, scores, ensemble, ranks, table, summary)
     with atomic_writer(out / "audit.csv", "w", encoding="utf-8") as f:
-        table.to_csv(f, index=False, float_format="%.6g")
+        table.to_csv(f, index=False)  # full precision: ranks recomputed from the file agree
     write_text_atomic(out / "report.html", render_report(audit))
     summary["timings"].update(write_s=time.perf_counter() - t_write, total_s=time.perf_counter() - t_start)
     write_text_atomic(out / "audit.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
@@ -307,6 +316,7 @@ def audit_command(args: Any, options: dict[str, Any], console: Console) -> int:
     settings = AuditSettings(args.dataset, detectors, args.folds, args.size, args.epochs, args.seed, args.top, inject, options)
     with console.status(f"preparing {args.dataset} at {args.size} px"):
         data = load_dataset(args.dataset, size=args.size, root=root, **options)
+    check_against_data(data, settings)  # before the lock creates --out
     try:
         with lock:
             audit = run_audit(data, settings, out, console, resume=args.resume, command=" ".join(["bench", *args.argv]))
