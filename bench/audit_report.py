@@ -36,7 +36,7 @@ th,td{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#e4e4e4;cursor:pointer;position:sticky;top:0}
 td.t,th.t{text-align:left}
 tr.flag td{background:#fff3d6}
-.case{display:inline-block;margin:0 1em 1.2em 0;vertical-align:top;font-size:13px}
+.case{display:inline-block;width:600px;margin:0 1em 1.2em 0;vertical-align:top;font-size:13px}
 .case img{margin-right:4px;image-rendering:pixelated}
 """
 

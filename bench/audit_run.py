@@ -65,10 +65,16 @@ class Audit:
 class FoldProgress:
     """Progress per fold and epoch: a rich bar per fold on a terminal, one line per epoch otherwise (logs)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, work: int) -> None:
         self.console = console
         self.progress: Progress | None = None
         self.started = time.perf_counter()
+        self.work, self.done = work, 0  # training images x epochs still to do, and done: the remaining time as it goes
+
+    def left(self) -> str:
+        """The remaining training time, from the rate observed so far in this audit."""
+        rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+        return f"about {(self.work - self.done) / max(rate, 1e-9) / 60:.1f} min left"
 
     def __enter__(self) -> FoldProgress:
         if self.console.is_terminal:
@@ -93,13 +99,13 @@ class FoldProgress:
         task = self.progress.add_task(name, total=epochs, loss="") if self.progress is not None else None
 
         def on_epoch(epoch: int, loss: float) -> None:
+            self.done += n_seen
             if self.progress is not None:
-                self.progress.update(task, completed=epoch, loss=f"train loss {loss:.3f}")
+                self.progress.update(task, completed=epoch, loss=f"train loss {loss:.3f}, {self.left()}")
             else:
                 elapsed = time.perf_counter() - self.started
-                self.console.print(
-                    f"[{elapsed:6.0f}s] {name}: epoch {epoch}/{epochs}, train loss {loss:.3f}", markup=False, highlight=False
-                )
+                line = f"[{elapsed:6.0f}s] {name}: epoch {epoch}/{epochs}, train loss {loss:.3f}, {self.left()}"
+                self.console.print(line, markup=False, highlight=False)
 
         return on_epoch
 
@@ -184,7 +190,7 @@ def run_audit(data: Data, settings: AuditSettings, out: Path, console: Console, 
     )
     probs = torch.zeros(len(data), data.label_set.num_classes, *data.images.shape[1:])
     train_s: dict[int, float] = {}
-    with FoldProgress(console) as display:
+    with FoldProgress(console, settings.epochs * sum(len(plans[k][0]) for k in todo)) as display:
         for k in range(settings.folds):
             seen, held, key = plans[k]
             if k in done:
