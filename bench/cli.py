@@ -175,6 +175,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of a board: a page listing every <protocol>/v<N>/board.html under the first path (default --out PATH/index.html)",
     )
 
+    audit = sub.add_parser("audit", help="find the label errors of a dataset: cross-fitted U-Nets score every case (see README)")
+    audit.add_argument("dataset", help="dataset name: nnunet (your nnU-Net v2 raw folder), camus or echo-phantom")
+    audit.add_argument("--data-root", type=Path, default=None, help="the dataset's folder (nnunet: the one with dataset.json; camus)")
+    audit.add_argument(
+        "--detector",
+        default="loss,confident,softmin",
+        help="comma list of out-of-sample detectors (default loss,confident,softmin; also dice, entropy)",
+    )
+    audit.add_argument("--folds", type=int, default=3, help="K of the cross-fitting, grouped by patient (default 3)")
+    audit.add_argument("--size", type=int, default=96, help="working image side in pixels (default 96)")
+    audit.add_argument("--epochs", type=int, default=12, help="training epochs of each fold model (default 12)")
+    audit.add_argument("--seed", type=int, default=0, help="seed of the folds, the models and --inject (default 0)")
+    audit.add_argument(
+        "--out", type=Path, default=Path("audit"), help="output folder (default ./audit); the dataset folder is never written"
+    )
+    audit.add_argument(
+        "--top", type=int, default=20, help="review budget N: cases shown in the report and given proposed labels (default 20)"
+    )
+    audit.add_argument(
+        "--inject", default=None, metavar="SPEC", help="corrupt a copy of the labels first (a noise spec) and measure detection"
+    )
+    audit.add_argument("--resume", action="store_true", help="keep the finished folds of an interrupted audit in --out")
+    audit.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a dataset option, repeatable (nnunet: patient=REGEX)"
+    )
+
     lister = sub.add_parser("list", help="list what is registered")
     lister.add_argument("kind", nargs="?", default="all", choices=[*LIST_KINDS, "all"], help="what to list (default all)")
 
@@ -485,6 +511,13 @@ def board_format(given: str | None, out: Path | None, suffixes: dict[str, str]) 
     return given or implied
 
 
+def cmd_audit(args: argparse.Namespace, console: Console) -> int:
+    """`bench audit`: rank a dataset's cases by how likely their label is wrong (bench/audit.py)."""
+    from bench.audit_run import audit_command
+
+    return audit_command(args, parse_options(args.option), console)
+
+
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     """`bench validate`: one line per problem (file: problem); exit 0 clean, 1 with problems, 2 for a missing path."""
     from bench.validate import validate_paths
@@ -529,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": cmd_data,
             "leaderboard": cmd_leaderboard,
             "validate": cmd_validate,
+            "audit": cmd_audit,
         }[args.command]
         return handler(args, _stdout_console())
     except BenchError as error:
