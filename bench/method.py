@@ -307,6 +307,18 @@ class Trainer:
         trial.inputs.num_classes)`) and whatever else the rule needs; return that model."""
         raise NotImplementedError
 
+    def scheduled_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimisers whose learning rate the loop schedules (`Protocol.lr_schedule`, every parameter group
+        scaled from its initial rate): by default every optimiser the trainer holds as an attribute, or in a list."""
+        import torch
+
+        found: list[torch.optim.Optimizer] = []
+        for value in vars(self).values():
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, torch.optim.Optimizer) and all(item is not f for f in found):
+                    found.append(item)
+        return found
+
     def step(self, trial: Trial, batch: Batch) -> Step:
         """One update on `batch`; return its detached per-sample losses and the logits they came from.
 

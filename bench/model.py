@@ -18,11 +18,26 @@ def build_model(protocol: Protocol, device: torch.device | str = "cpu", num_clas
     """
     import segmentation_models_pytorch as smp  # here, not at the top: it pulls in timm and torchvision
 
-    return smp.Unet(
+    net = smp.Unet(
         encoder_name=protocol.encoder,
         encoder_weights=None,
         encoder_depth=protocol.encoder_depth,
         decoder_channels=protocol.decoder_channels,
         in_channels=1,
         classes=num_classes,
-    ).to(device)
+    )
+    if protocol.channels_last:
+        return ChannelsLast(net).to(device)
+    return net.to(device)
+
+
+class ChannelsLast(torch.nn.Module):
+    """`net` with its weights and every input in channels-last memory format (`Protocol.channels_last`): the layout
+    oneDNN's CPU convolutions run fastest on. Same function as `net`; other last bits than the contiguous layout."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.contiguous(memory_format=torch.channels_last))

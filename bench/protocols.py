@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.errors import BenchError
 from bench.registry import Registry
 
 
@@ -43,6 +44,12 @@ class Protocol:
     dice_weight: float = 1.0
     #: the generation of method definitions this protocol runs (`bench.Recipe.at`; 1: the recipes of the v1 boards)
     recipes: int = 1
+    #: learning rate over the epochs (`bench.training.lr_factor`): "constant" (v1), "poly" (nnU-Net's (1 - e / E)^0.9)
+    lr_schedule: str = "constant"
+    #: seeded training augmentation, the same for every method (`bench.augment`): "none" (v1) or "light"
+    augment: str = "none"
+    #: run the U-Net in channels-last memory format (faster convolutions on CPU; other last bits than contiguous)
+    channels_last: bool = False
 
     @property
     def encoder_depth(self) -> int:
@@ -66,9 +73,54 @@ class Protocol:
 
 
 #: fields added after the v1 protocols were published, with the default that leaves them out of `Protocol.settings`
-ADDED_LATER: dict[str, Any] = {"recipes": 1}
+ADDED_LATER: dict[str, Any] = {"recipes": 1, "lr_schedule": "constant", "augment": "none", "channels_last": False}
 
-protocols: Registry[Protocol] = Registry("protocol")
+
+class ProtocolRegistry(Registry[Protocol]):
+    """Protocols by name with every version kept: `get("x")` is the newest version, `get("x@v1")` (or "x@1") an
+    older one, so a new version never makes the records of an old one uncheckable. `names()` lists each name once."""
+
+    def __init__(self) -> None:
+        super().__init__("protocol")
+        self._older: dict[tuple[str, int], Protocol] = {}
+
+    def _add(self, name: str, obj: Protocol, origin: str) -> None:
+        current = self._items.get(name)
+        if current is None:
+            super()._add(name, obj, origin)
+            return
+        if obj.version == current.version or (name, obj.version) in self._older:
+            raise ValueError(f"protocol {name} v{obj.version} is already registered (by {self._origin.get(name) or 'another module'})")
+        if obj.version < current.version:
+            self._older[name, obj.version] = obj
+        else:
+            self._older[name, current.version] = current
+            self._items[name] = obj
+            self._origin[name] = origin
+
+    def get(self, name: str) -> Protocol:
+        """The newest version of `name`, or the version `name@vN` names (BenchError listing the versions there are)."""
+        base, at, version = name.partition("@")
+        newest = super().get(base)
+        if not at:
+            return newest
+        digits = version[1:] if version[:1] in ("v", "V") else version
+        if not digits.isdigit():
+            raise BenchError(f"protocol '{name}': write a version as {base}@v<number>, e.g. {base}@v{newest.version}")
+        wanted = int(digits)
+        found = newest if wanted == newest.version else self._older.get((base, wanted))
+        if found is None:
+            have = ", ".join(f"v{p.version}" for p in self.versions(base))
+            raise BenchError(f"protocol {base} has no version {wanted} (registered: {have}; see: bench list protocols)")
+        return found
+
+    def versions(self, name: str) -> list[Protocol]:
+        """Every registered version of `name`, oldest first."""
+        newest = super().get(name)
+        return sorted([newest, *(p for (n, _), p in self._older.items() if n == name)], key=lambda p: p.version)
+
+
+protocols: ProtocolRegistry = ProtocolRegistry()
 
 
 def _register(p: Protocol) -> None:

@@ -131,8 +131,8 @@ def check_worker_protocol(sent: Protocol) -> None:
     from bench.protocols import protocols
 
     if sent.name in protocols.names():
-        mine = protocols.get(sent.name)
-        if mine.version == sent.version and mine.hash != sent.hash:
+        mine = next((p for p in protocols.versions(sent.name) if p.version == sent.version), sent)
+        if mine.hash != sent.hash:
             raise BenchError(
                 f"protocol {sent.name} v{sent.version} hashes to {mine.hash} here but {sent.hash} in the driver; "
                 "install the same echo-noise-bench on every node"

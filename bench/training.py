@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench import augment
 from bench.labelmaps import dice_from_counts
 from bench.method import (
     Batch,
@@ -28,12 +29,14 @@ from bench.method import (
     Refurbisher,
     Refurbishment,
     Scores,
+    Trainer,
     Trial,
     correctors,
     detectors,
     refurbishers,
     trainers,
 )
+from bench.protocols import Protocol
 
 #: what `fit` hands an epoch callback: (finished epochs, mean training loss of the last one)
 EpochCallback = Callable[[int, float], None]
@@ -129,6 +132,27 @@ def _correct(trial: Trial, corrector: Corrector, name: str) -> None:
     trial._labels.copy_(new)
 
 
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of 0-based epoch `epoch` of `epochs` relative to the initial one: "constant" 1; "poly"
+    (1 - epoch / epochs)^0.9, nnU-Net's schedule (Isensee et al., Nature Methods 2021), per epoch."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "poly":
+        return (1.0 - epoch / epochs) ** 0.9
+    raise ValueError(f"lr_schedule must be 'constant' or 'poly', not {schedule!r}")
+
+
+def lr_schedulers(trainer: Trainer, protocol: Protocol) -> list[torch.optim.lr_scheduler.LRScheduler]:
+    """One scheduler per optimiser of the trainer for the protocol's schedule; none for "constant" (nothing changes)."""
+    lr_factor(protocol.lr_schedule, 0, protocol.epochs)  # an unknown schedule fails here, before any epoch
+    if protocol.lr_schedule == "constant":
+        return []
+    return [
+        torch.optim.lr_scheduler.LambdaLR(opt, lambda e, s=protocol.lr_schedule, n=protocol.epochs: lr_factor(s, e, n))
+        for opt in trainer.scheduled_optimizers()
+    ]
+
+
 def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> TrainResult:
     """Train `trial` with `recipe` for the protocol's epochs; correct every epoch, detect and refurbish once on schedule."""
     trainer = trainers.get(recipe.trainer)(**recipe.trainer_params)
@@ -137,6 +161,7 @@ def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> 
     corrector = correctors.get(recipe.corrector)(**recipe.corrector_params) if recipe.corrector else None
     trial._model = trainer.setup(trial)
     epochs = trial.protocol.epochs
+    schedulers = lr_schedulers(trainer, trial.protocol)
     num_classes = trial.inputs.num_classes
     trial.detect_epoch = recipe.detect_epoch(epochs) if detector else None
     scores = flags = refurbished = None
@@ -148,8 +173,12 @@ def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> 
         epoch_losses = torch.zeros(trial.n)
         epoch_overlaps = torch.zeros(trial.n, num_classes - 1, 3, dtype=torch.int64)
         epoch_selected = torch.full((trial.n,), float("nan"), dtype=torch.float64)
+        augmentation = augment.draw(trial.protocol.augment, trial.seed, epoch, trial.n)
         for index in trial.batches(shuffle=True):
-            batch = Batch(index, *(t[index].to(trial.device) for t in (trial.images, trial._labels, trial._weights)))
+            x, y = trial.images[index], trial._labels[index]
+            if augmentation is not None:
+                x, y = augment.apply(x, y, augmentation[index])
+            batch = Batch(index, x.to(trial.device), y.to(trial.device), trial._weights[index].to(trial.device))
             step = trainer.step(trial, batch)
             epoch_losses[index] = step.losses.cpu()
             epoch_overlaps[index] = overlaps(step.logits.argmax(1), batch.y, num_classes).cpu()
@@ -178,6 +207,8 @@ def fit(trial: Trial, recipe: Recipe, on_epoch: EpochCallback | None = None) -> 
                 if (trial.epoch - trial.detect_epoch) % recipe.refurbish_every == 0:  # again, on the same flags
                     refurbished |= _apply(trial, refurbisher.refurbish(trial, flags), recipe.refurbisher)
         detect_s += time.perf_counter() - t1
+        for scheduler in schedulers:
+            scheduler.step()
         epochs_s.append(time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(trial.epoch, float(trial.history.losses[-1].mean()))

@@ -31,9 +31,10 @@ def _protocol_problems(record: Record) -> list[str]:
     name, version, digest = p.get("name"), p.get("version"), p.get("hash")
     if name not in protocols.names():
         return [f"unknown protocol '{name}' (see: bench list protocols)"]
-    registered = protocols.get(name)
-    if version != registered.version:
-        return [f"protocol {name} v{version} is not registered (registered: v{registered.version})"]
+    registered = _version(name, version)
+    if registered is None:
+        have = ", ".join(f"v{p.version}" for p in protocols.versions(name))
+        return [f"protocol {name} v{version} is not registered (registered: {have})"]
     if digest != registered.hash:
         return [f"protocol hash {digest} differs from the registered {name} v{version} ({registered.hash})"]
     return []
@@ -41,9 +42,16 @@ def _protocol_problems(record: Record) -> list[str]:
 
 def _registered_protocol(record: Record) -> Any:
     """The registered protocol the record names, or None when `_protocol_problems` reports it."""
+    return None if _protocol_problems(record) else _version(record.protocol["name"], record.protocol["version"])
+
+
+def _version(name: Any, version: Any) -> Any:
+    """The registered protocol `name` at `version`, or None (unknown name, or no such version)."""
     from bench.protocols import protocols
 
-    return None if _protocol_problems(record) else protocols.get(record.protocol["name"])
+    if name not in protocols.names() or not isinstance(version, int):
+        return None
+    return next((p for p in protocols.versions(name) if p.version == version), None)
 
 
 def _name_problems(record: Record) -> list[str]:
@@ -94,12 +102,11 @@ def _file_problems(file: Path, record: Record) -> list[str]:
 def _data_problem(key: tuple[Any, ...], recorded: str, data_root: Path | None) -> tuple[str | None, str | None]:
     """(problem, note) for one (protocol, version, dataset) group whose records agree on `recorded`."""
     from bench.data import load_dataset
-    from bench.protocols import protocols
 
     name, version, dataset = key
-    if name not in protocols.names() or protocols.get(name).version != version:
+    protocol = _version(name, version)
+    if protocol is None:
         return None, None  # already reported per record
-    protocol = protocols.get(name)
     if dataset != protocol.dataset:
         return f"dataset '{dataset}' is not {name} v{version}'s dataset '{protocol.dataset}'", None
     try:
