@@ -32,7 +32,7 @@ def test_every_version_of_a_protocol_stays_registered():
         reg.register("tiny", dataclasses.replace(two, epochs=9))
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)`")
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 def test_poly_schedule_is_nnunets_formula_and_the_loop_applies_it_to_every_optimiser():
     assert lr_factor("constant", 7, 10) == 1.0
     assert [lr_factor("poly", e, 4) for e in range(4)] == [1.0, 0.75**0.9, 0.5**0.9, 0.25**0.9]
