@@ -43,6 +43,10 @@ class Protocol:
     dice_weight: float = 1.0
     #: the generation of method definitions this protocol runs (`bench.Recipe.at`; 1: the recipes of the v1 boards)
     recipes: int = 1
+    #: training patients whose labels are verified clean (a trusted subset, as annotation projects keep one): the noise
+    #: never touches their images and every method may read which samples they are (`TrialInputs.trusted`), never the
+    #: noise truth of the others; which patients: `bench.trial.trusted_mask` (per seed, whole patients)
+    trusted_patients: int = 0
 
     @property
     def encoder_depth(self) -> int:
@@ -66,13 +70,14 @@ class Protocol:
 
 
 #: fields added after the v1 protocols were published, with the default that leaves them out of `Protocol.settings`
-ADDED_LATER: dict[str, Any] = {"recipes": 1}
+ADDED_LATER: dict[str, Any] = {"recipes": 1, "trusted_patients": 0}
 
 protocols: Registry[Protocol] = Registry("protocol")
 
 
-def _register(p: Protocol) -> None:
+def _register(p: Protocol) -> Protocol:
     protocols.register(p.name, p, origin=__name__)
+    return p
 
 
 def _grid(levels: tuple[float, ...]) -> tuple[str, ...]:
@@ -148,7 +153,7 @@ _register(
     )
 )
 
-_register(
+_PHANTOM_QUICK = _register(
     Protocol(
         name="phantom-quick",
         version=1,
@@ -192,7 +197,7 @@ _register(
     )
 )
 
-_register(
+_TINY = _register(
     Protocol(
         name="tiny",
         version=1,
@@ -211,5 +216,29 @@ _register(
         seeds=(0,),
         noise_grid=("none", "systematic:0.5"),
         dataset_options={"patients": 10, "splits": (6, 2, 2)},
+    )
+)
+
+# Trusted-subset protocols (issue 15, item 4). A trusted count is a setting like any other, so it lives in a registered
+# protocol of its own name: its records get their own paths and board cells, a board shows the count in the name, and
+# `bench validate` checks them against the registered hash like every other record.
+_register(
+    dataclasses.replace(
+        _PHANTOM_QUICK,
+        name="phantom-quick-trusted6",
+        description="phantom-quick with 6 of its 60 training patients (24 of 240 images, 10%) verified clean: the noise never "
+        "touches them and every method knows which they are. Recipe generation 2, so loss-trusted-refurb and loss-refurb "
+        "differ only in their flag rule. For methods that need trusted samples (spatial-correction, loss-trusted-refurb).",
+        trusted_patients=6,
+        recipes=2,
+    )
+)
+
+_register(
+    dataclasses.replace(
+        _TINY,
+        name="tiny-trusted1",
+        description="For tests only: tiny with 1 of its 4 training patients (4 images) verified clean. Numbers mean nothing.",
+        trusted_patients=1,
     )
 )
