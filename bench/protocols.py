@@ -227,8 +227,8 @@ _register(
         _PHANTOM_QUICK,
         name="phantom-quick-trusted6",
         description="phantom-quick with 6 of its 60 training patients (24 of 240 images, 10%) verified clean: the noise never "
-        "touches them and every method knows which they are. Recipe generation 2, so loss-trusted-refurb and loss-refurb "
-        "differ only in their flag rule. For methods that need trusted samples (spatial-correction, loss-trusted-refurb).",
+        "touches them and every method knows which they are. Recipe generation 2, so that a trusted-calibrated detector "
+        "and the loss detector of that generation differ only in their flag rule. For methods that need trusted samples.",
         trusted_patients=6,
         recipes=2,
     )
