@@ -186,8 +186,8 @@ class CorrectedFraction(Detector):
 register_recipe(
     Recipe(
         name="spatial-correction",
-        description="Spatial Correction (Yao et al., ICLR 2023): after half of training and every quarter after (not after "
-        "the last epoch), the boundary shift per class interface that best matches the trusted clean labels is estimated "
+        description="Spatial Correction (Yao et al., ICLR 2023): after epoch E/2 and every E/4 epochs after (never after "
+        "the last), the boundary shift per class interface that best matches the trusted clean labels is estimated "
         "(-6..6 mm by 0.25 mm) and applied to the untrusted samples' predictions, which replace their labels where confident "
         "(> 0.9) or moved (then made valid); after training, score = fraction of pixels changed, population flags. Needs "
         "trusted patients.",

@@ -43,24 +43,28 @@ def trusted_of(trial: Trial, role: str) -> np.ndarray:
 
 @detectors.register("loss-trusted")
 class TrustedLossDetector(Detector):
-    """Mean training loss over `window` epochs; flags the untrusted samples above the trusted scores' conformal `q` quantile."""
+    """Mean training loss over `window` epochs; flags (`flag_rule`): "trusted-quantile", the untrusted samples above the
+    trusted scores' conformal `q` quantile, or a shared rule ("populations", `Detector.flag`), for comparison."""
 
     #: reads `trial.inputs.trusted`; a recipe with it cannot run on a protocol without trusted patients
     needs_trusted = True
+    own_flag_rules = ("trusted-quantile",)
 
-    def __init__(self, window: int = 3, q: float = 0.95) -> None:
-        super().__init__(window=window, q=q)
+    def __init__(self, window: int = 3, q: float = 0.95, flag_rule: str = "trusted-quantile") -> None:
+        super().__init__(window=window, q=q, flag_rule=flag_rule)
         if window < 1:
             raise ValueError("window must be at least 1 epoch")
         if not 0.0 < q < 1.0:
             raise ValueError("q must be in (0, 1)")
-        self.window, self.q = window, q
+        self.window, self.q, self.flag_rule = window, q, flag_rule
 
     def score(self, trial: Trial) -> Scores:
         return Scores(np.mean(trial.history.losses[-self.window :], axis=0))
 
     def flag(self, scores: np.ndarray, trial: Trial) -> np.ndarray:
         trusted = trusted_of(trial, "detector loss-trusted")
+        if self.flag_rule != "trusted-quantile":
+            return ~trusted & np.asarray(super().flag(scores, trial), dtype=bool)
         scores = np.asarray(scores, dtype=np.float64)
         return ~trusted & (scores > conformal_threshold(scores[trusted], self.q))
 
@@ -71,4 +75,11 @@ _, _LATE_GATED = refurb_revisions(
     "untrusted samples above the trusted scores' 0.95 quantile (split conformal) are flagged and {what}. Needs trusted patients."
 )[0]
 
-register_recipe(Recipe(name="loss-trusted-refurb", detector="loss-trusted", detector_params={"window": 3, "q": 0.95}, **_LATE_GATED))
+register_recipe(
+    Recipe(
+        name="loss-trusted-refurb",
+        detector="loss-trusted",
+        detector_params={"window": 3, "q": 0.95, "flag_rule": "trusted-quantile"},
+        **_LATE_GATED,
+    )
+)
