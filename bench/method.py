@@ -68,6 +68,9 @@ class TrialInputs:
     #: the recipe is a reference (its detector or refurbisher declares `reference`), the only roles allowed to read them
     truth_corrupted: np.ndarray | None = None
     truth_labels: np.ndarray | None = None
+    #: bool (N,), read-only: the samples of the protocol's trusted patients (`Protocol.trusted_patients`), whose labels
+    #: in `given` are the verified clean ones; every method may read it (None, as all False: no trusted samples)
+    trusted: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -50,6 +50,10 @@ class Protocol:
     augment: str = "none"
     #: run the U-Net in channels-last memory format (faster convolutions on CPU; other last bits than contiguous)
     channels_last: bool = False
+    #: training patients whose labels are verified clean (a trusted subset, as annotation projects keep one): the noise
+    #: never touches their images and every method may read which samples they are (`TrialInputs.trusted`), never the
+    #: noise truth of the others; which patients: `bench.trial.trusted_mask` (per seed, whole patients)
+    trusted_patients: int = 0
 
     @property
     def encoder_depth(self) -> int:
@@ -73,7 +77,7 @@ class Protocol:
 
 
 #: fields added after the v1 protocols were published, with the default that leaves them out of `Protocol.settings`
-ADDED_LATER: dict[str, Any] = {"recipes": 1, "lr_schedule": "constant", "augment": "none", "channels_last": False}
+ADDED_LATER: dict[str, Any] = {"recipes": 1, "lr_schedule": "constant", "augment": "none", "channels_last": False, "trusted_patients": 0}
 
 
 class ProtocolRegistry(Registry[Protocol]):
@@ -123,8 +127,9 @@ class ProtocolRegistry(Registry[Protocol]):
 protocols: ProtocolRegistry = ProtocolRegistry()
 
 
-def _register(p: Protocol) -> None:
+def _register(p: Protocol) -> Protocol:
     protocols.register(p.name, p, origin=__name__)
+    return p
 
 
 def _grid(levels: tuple[float, ...]) -> tuple[str, ...]:
@@ -200,7 +205,7 @@ _register(
     )
 )
 
-_register(
+_PHANTOM_QUICK = _register(
     Protocol(
         name="phantom-quick",
         version=1,
@@ -244,7 +249,7 @@ _register(
     )
 )
 
-_register(
+_TINY = _register(
     Protocol(
         name="tiny",
         version=1,
@@ -263,5 +268,29 @@ _register(
         seeds=(0,),
         noise_grid=("none", "systematic:0.5"),
         dataset_options={"patients": 10, "splits": (6, 2, 2)},
+    )
+)
+
+# Trusted-subset protocols (issue 15, item 4). A trusted count is a setting like any other, so it lives in a registered
+# protocol of its own name: its records get their own paths and board cells, a board shows the count in the name, and
+# `bench validate` checks them against the registered hash like every other record.
+_register(
+    dataclasses.replace(
+        _PHANTOM_QUICK,
+        name="phantom-quick-trusted6",
+        description="phantom-quick with 6 of its 60 training patients (24 of 240 images, 10%) verified clean: the noise never "
+        "touches them and every method knows which they are. Recipe generation 2, so that a trusted-calibrated detector "
+        "and the loss detector of that generation differ only in their flag rule. For methods that need trusted samples.",
+        trusted_patients=6,
+        recipes=2,
+    )
+)
+
+_register(
+    dataclasses.replace(
+        _TINY,
+        name="tiny-trusted1",
+        description="For tests only: tiny with 1 of its 4 training patients (4 images) verified clean. Numbers mean nothing.",
+        trusted_patients=1,
     )
 )

@@ -225,8 +225,12 @@ class Record:
 
 
 def protocol_section(protocol: Any) -> dict[str, Any]:
-    """The record's `protocol` section of a `bench.Protocol`."""
-    return {"name": protocol.name, "version": protocol.version, "hash": protocol.hash}
+    """The record's `protocol` section of a `bench.Protocol`; `trusted_patients` only when it has a trusted subset
+    (the hash covers it; the count is shown so a reader sees it, and `bench validate` checks it against the registry)."""
+    out = {"name": protocol.name, "version": protocol.version, "hash": protocol.hash}
+    if getattr(protocol, "trusted_patients", 0):
+        out["trusted_patients"] = protocol.trusted_patients
+    return out
 
 
 def method_section(recipe: Any) -> dict[str, Any]:
@@ -421,10 +425,18 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
     noise = record["noise"]
     problems += _fraction(noise.get("level"), "noise.level")
     problems += _count(noise.get("n_corrupted"), "noise.n_corrupted", n_train, "dataset.n_train")
+    n_trusted = record["dataset"].get("n_trusted")  # images of the protocol's trusted patients (absent: none)
+    problems += _count(n_trusted, "dataset.n_trusted", n_train, "dataset.n_train")
+    trusted = n_trusted if _number(n_trusted) else 0
     if record["status"] == "ok" and _number(n_train) and _number(noise.get("level")) and _number(noise.get("n_corrupted")):
         expected = round(noise["level"] * n_train)  # the generators corrupt exactly round(level x N) samples
-        if noise["n_corrupted"] != expected:
+        if not trusted and noise["n_corrupted"] != expected:
             problems.append(f"noise.n_corrupted = {noise['n_corrupted']} is not round(level x n_train) = {expected}")
+        elif trusted and not max(0, expected - trusted) <= noise["n_corrupted"] <= expected:
+            problems.append(  # the trusted samples among the round(level x N) picked are put back clean
+                f"noise.n_corrupted = {noise['n_corrupted']} is not between round(level x n_train) - dataset.n_trusted = "
+                f"{max(0, expected - trusted)} and round(level x n_train) = {expected}"
+            )
     problems += _fraction(noise.get("mean_label_dice"), "noise.mean_label_dice")
     for key, value in record["cost"].items():
         if key.endswith("_s") and not (_number(value) and 0.0 <= value < float("inf")):
@@ -458,7 +470,7 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
                     problems += _fraction(part.get(key), f"metrics.refurbishment.{group}.{key}")
     per_sample = record.get("per_sample")
     if isinstance(per_sample, dict):
-        for key in ("scores", "flags", "corrupted", "refurbished"):
+        for key in ("scores", "flags", "corrupted", "refurbished", "trusted"):
             values = per_sample.get(key)
             if values is None:
                 continue
@@ -470,8 +482,19 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
                 problems.append(f"per_sample.{key} holds values other than 0 and 1")
             elif key == "scores" and not all(_number(v) and math.isfinite(v) for v in values):
                 problems.append("per_sample.scores holds values that are not finite numbers")
+        marks = per_sample.get("trusted")
+        marks = marks if isinstance(marks, list) and _number(n_train) and len(marks) == n_train else None
+        if (marks is not None and sum(v == 1 for v in marks) != trusted) or (marks is None and trusted and "trusted" not in per_sample):
+            problems.append(f"per_sample.trusted does not mark the dataset.n_trusted = {trusted} trusted samples")
         for key, total in (("flags", (detection or {}).get("n_flagged")), ("corrupted", noise.get("n_corrupted"))):
             values = per_sample.get(key)
-            if isinstance(values, list) and _number(total) and all(v in (0, 1) for v in values) and sum(values) != total:
+            if not (isinstance(values, list) and _number(total) and all(v in (0, 1) for v in values)):
+                continue
+            if key == "flags" and marks is not None and len(values) == len(marks):
+                values = [v for v, t in zip(values, marks, strict=True) if t != 1]  # detection counts the untrusted only
+            if sum(values) != total:
                 problems.append(f"per_sample.{key} marks {sum(values)} samples but the record counts {total}")
+        corrupted = per_sample.get("corrupted")
+        if marks is not None and isinstance(corrupted, list) and any(c == 1 and t == 1 for c, t in zip(corrupted, marks, strict=False)):
+            problems.append("per_sample marks a trusted sample as corrupted; trusted labels are clean")
     return problems

@@ -7,12 +7,14 @@ the same noisy labels bit for bit and the same metrics.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import random
 import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,12 +22,16 @@ import torch
 import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
-from bench.method import Recipe, Trial, TrialInputs, read_only, recipe_for
+from bench.errors import BenchError
+from bench.method import Recipe, Trial, TrialInputs, correctors, detectors, read_only, recipe_for, refurbishers
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import Record, method_section, noise_section, protocol_section, provenance_section
 from bench.training import TrainResult, fit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def protocol_data(protocol: Protocol, data_root: str | Path | None = None) -> dict[str, Data]:
@@ -40,6 +46,66 @@ def protocol_data(protocol: Protocol, data_root: str | Path | None = None) -> di
             part = part.select(part.info["patient"].isin(keep).to_numpy())
         out[split] = part
     return out
+
+
+def trusted_mask(info: pd.DataFrame | None, n_patients: int, seed: int) -> np.ndarray:
+    """bool (N,): every image of the `n_patients` training patients that are verified clean (`Protocol.trusted_patients`).
+
+    Which patients: those ranked first by sha256 of (seed, "trusted:" + patient id), the way the noise ranks samples
+    (`bench.noise.select_corrupted`, with another key, so the two choices are independent). Per seed rather than by id
+    order, so that a board's seeds also average over which patients happen to be trusted; nested (the first k of a
+    larger count are the k of the smaller), independent of the order of the rows, and always whole patients (all their
+    views and phases), as an annotation project verifies cases, not single frames.
+    """
+    n = 0 if info is None else len(info)
+    if n_patients == 0:
+        return np.zeros(n, dtype=bool)
+    if info is None or "patient" not in info.columns:
+        raise BenchError("trusted_patients needs a dataset whose metadata names each image's patient (a 'patient' column)")
+    patients = sorted(info["patient"].unique())
+    if not 0 <= n_patients < len(patients):
+        raise BenchError(
+            f"trusted_patients = {n_patients}, but the protocol has {len(patients)} training patients: "
+            f"give 0 to {len(patients) - 1}, so that some labels are left to clean"
+        )
+    rank = sorted(patients, key=lambda p: hashlib.sha256(f"{seed}:trusted:{p}".encode()).digest())
+    return info["patient"].isin(rank[:n_patients]).to_numpy()
+
+
+def with_trusted(noisy: NoiseResult, clean: np.ndarray, trusted: np.ndarray) -> NoiseResult:
+    """The noise as applied, then the trusted samples' clean labels put back and their truth marked clean.
+
+    The noise is drawn exactly as without a trusted subset (same corrupted set among the untrusted samples, same
+    pixels), so a trusted protocol's untrusted labels are a plain run's. `n_corrupted` then counts only untrusted
+    samples: the generators pick round(level x N) of all N samples, the trusted ones among them are undone, so
+    round(level x N) - N_trusted <= n_corrupted <= round(level x N), about level x (N - N_trusted) on average.
+    """
+    if not trusted.any():
+        return noisy
+    labels = noisy.labels.copy()
+    labels[trusted] = clean[trusted]
+    changed = noisy.changed.copy()
+    changed[trusted] = False
+    dice = noisy.label_dice.copy()
+    dice[trusted] = 1.0
+    return dataclasses.replace(noisy, labels=labels, corrupted=noisy.corrupted & ~trusted, changed=changed, label_dice=dice)
+
+
+def needs_trusted(recipe: Recipe) -> bool:
+    """Whether one of the recipe's roles declares `needs_trusted` (it reads the trusted samples and cannot work without)."""
+    roles = ((detectors, recipe.detector), (refurbishers, recipe.refurbisher), (correctors, recipe.corrector))
+    return any(name is not None and getattr(registry.get(name), "needs_trusted", False) for registry, name in roles)
+
+
+def check_trusted(recipe: Recipe, protocol: Protocol) -> None:
+    """BenchError, before any work, when the recipe needs trusted samples and the protocol has none."""
+    if protocol.trusted_patients == 0 and needs_trusted(recipe):
+        with_trusted_protocols = sorted(n for n in protocols.names() if protocols.get(n).trusted_patients > 0)
+        raise BenchError(
+            f"method {recipe.name} needs trusted (verified clean) training patients, and protocol {protocol.name} has "
+            f"trusted_patients = 0: run it on a protocol that sets trusted_patients, e.g. --protocol "
+            f"{' or '.join(with_trusted_protocols)} (bench list protocols)"
+        )
 
 
 def seed_everything(seed: int) -> None:
@@ -62,11 +128,18 @@ def reproduce_command(protocol: Protocol, method: str, noise: str, seed: int, de
 
 
 def initial_trial(
-    protocol: Protocol, seed: int, train: Data, noisy: NoiseResult, recipe: Recipe, device: torch.device | None = None
+    protocol: Protocol,
+    seed: int,
+    train: Data,
+    noisy: NoiseResult,
+    recipe: Recipe,
+    device: torch.device | None = None,
+    trusted: np.ndarray | None = None,
 ) -> Trial:
     """The trial a recipe starts training from: the training images, their noisy labels, unit weights.
 
-    The noise truth goes in only when the recipe is a reference (the oracle's detector, the restoring refurbisher).
+    The noise truth goes in only when the recipe is a reference (the oracle's detector, the restoring refurbisher);
+    which samples are trusted (bool (N,), default none) goes to every method.
     """
     reference = recipe.reference
     inputs = TrialInputs(
@@ -81,13 +154,15 @@ def initial_trial(
         spacing=read_only(np.asarray(train.spacing, dtype=np.float64)),
         truth_corrupted=read_only(noisy.corrupted) if reference else None,
         truth_labels=read_only(train.labels) if reference else None,
+        trusted=read_only(np.zeros(len(train), dtype=bool) if trusted is None else np.asarray(trusted, dtype=bool)),
     )
     labels = torch.from_numpy(noisy.labels.astype(np.int64))
     return Trial(inputs, labels, torch.ones(len(train)), torch.Generator().manual_seed(seed))
 
 
-def per_sample_section(result: TrainResult, corrupted: np.ndarray) -> dict[str, Any] | None:
-    """Per training sample, in training-id order: the detector's score and flag, the truth, and what was refurbished.
+def per_sample_section(result: TrainResult, corrupted: np.ndarray, trusted: np.ndarray | None = None) -> dict[str, Any] | None:
+    """Per training sample, in training-id order: the detector's score and flag, the truth, and what was refurbished;
+    with trusted samples also which they are (`trusted`, left out without any, so earlier records keep their shape).
 
     Kept in the record so detection can be re-analysed (other budgets, curves) without rerunning.
     """
@@ -95,13 +170,16 @@ def per_sample_section(result: TrainResult, corrupted: np.ndarray) -> dict[str, 
         return None
     n = result.trial.n
     refurbished = result.refurbished if result.refurbished is not None else np.zeros(n, dtype=bool)
-    return {
+    out = {
         "ids_fingerprint": fingerprint(*result.trial.ids),
         "scores": [float(f"{v:.6g}") for v in result.scores.values],
         "flags": result.flags.astype(int).tolist(),
         "corrupted": corrupted.astype(int).tolist(),
         "refurbished": refurbished.astype(int).tolist(),
     }
+    if trusted is not None and trusted.any():
+        out["trusted"] = trusted.astype(int).tolist()
+    return out
 
 
 def run_trial(
@@ -123,13 +201,16 @@ def run_trial(
     where = trial_device(device)
     proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
     recipe: Recipe = recipe_for(method, proto)
+    check_trusted(recipe, proto)
     spec = parse_noise(noise)
     seed_everything(seed)
     parts = protocol_data(proto, data_root)
     train, test = parts["train"], parts["test"]
     noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info, label_set=train.label_set)
+    trusted = trusted_mask(train.info, proto.trusted_patients, seed)
+    noisy = with_trusted(noisy, train.labels, trusted)
 
-    trial = initial_trial(proto, seed, train, noisy, recipe, where)
+    trial = initial_trial(proto, seed, train, noisy, recipe, where, trusted)
     result = fit(trial, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
@@ -139,14 +220,22 @@ def run_trial(
 
     detection = None
     if result.scores is not None and result.flags is not None:
-        detection = detection_summary(result.scores.values, result.flags, noisy.corrupted)
+        # detection is judged on the samples whose status a method does not know: trusted ones are known clean
+        rest = ~trusted
+        detection = detection_summary(result.scores.values[rest], result.flags[rest], noisy.corrupted[rest])
         pixel_flags = result.scores.pixel_flags  # a detector that localises errors gives bool (N, H, W) maps
-        detection["pixel"] = pixel_localisation(pixel_flags, noisy.changed) if pixel_flags is not None else None
+        detection["pixel"] = pixel_localisation(pixel_flags[rest], noisy.changed[rest]) if pixel_flags is not None else None
 
     return Record(
         status="ok",
         protocol=protocol_section(proto),
-        dataset={"name": train.name, "fingerprint": train.fingerprint, "n_train": len(train), "n_test": len(test)},
+        dataset={
+            "name": train.name,
+            "fingerprint": train.fingerprint,
+            "n_train": len(train),
+            "n_test": len(test),
+            **({"n_trusted": int(trusted.sum())} if trusted.any() else {}),
+        },
         method=method_section(recipe),
         noise=noise_section(spec, int(noisy.corrupted.sum()), noisy.mean_label_dice),
         seed=seed,
@@ -164,7 +253,7 @@ def run_trial(
             ),
             "final_train_loss": float(trial.history.losses[-1].mean()),
         },
-        per_sample=per_sample_section(result, noisy.corrupted),
+        per_sample=per_sample_section(result, noisy.corrupted, trusted),
         cost={
             "wall_s": time.perf_counter() - started,
             "train_s": result.train_s,

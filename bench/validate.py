@@ -37,6 +37,12 @@ def _protocol_problems(record: Record) -> list[str]:
         return [f"protocol {name} v{version} is not registered (registered: {have})"]
     if digest != registered.hash:
         return [f"protocol hash {digest} differs from the registered {name} v{version} ({registered.hash})"]
+    trusted = p.get("trusted_patients", 0)  # shown for readers; the hash covers the registered value, so check the copy
+    if trusted != registered.trusted_patients:
+        return [f"protocol.trusted_patients = {trusted} is not {name} v{version}'s {registered.trusted_patients} (the record was edited)"]
+    n_trusted = record.dataset.get("n_trusted", 0)
+    if record.ok and bool(n_trusted) != bool(registered.trusted_patients):
+        return [f"dataset.n_trusted = {n_trusted} does not fit {name} v{version}'s {registered.trusted_patients} trusted patients"]
     return []
 
 

@@ -17,6 +17,8 @@ GOLDEN = {
     ("phantom-quick", 1): "ec5781aa4a908b8a",
     ("small", 1): "cd30fab0613a3e53",
     ("tiny", 1): "6fbb3f5f2285cb40",
+    ("phantom-quick-trusted6", 1): "6e9d981386c5fc47",
+    ("tiny-trusted1", 1): "9ae55b5a0f7b0934",
 }
 
 

@@ -1,7 +1,7 @@
 """The contract every registered recipe meets, so a method added by pull request is covered without new tests.
 
-On the tiny protocol, at every generation a recipe has (generation 2 on tiny with
-`recipes=2`): a valid record holding that generation's definition; with a detector,
+On the tiny protocol (tiny-trusted1 for a recipe that needs trusted samples), at every
+generation a recipe has (generation 2 on tiny with `recipes=2`): a valid record holding that generation's definition; with a detector,
 one finite score and one flag per training sample, the flags a subset of the
 samples; and the same trial twice gives the same metrics and the same scores (except
 where tests/golden_values.py pins the generation-1 trial: that is a stronger check, across
@@ -16,6 +16,7 @@ from golden_values import TRIALS
 
 import bench
 from bench.record import Record
+from bench.trial import needs_trusted
 
 NOISE = "systematic:0.5,mm=5"
 
@@ -26,7 +27,8 @@ def records():
 
     def get(method: str, generation: int, run: int = 0):
         if (method, generation, run) not in cache:
-            tiny = dataclasses.replace(bench.protocols.get("tiny"), recipes=generation)
+            base = "tiny-trusted1" if needs_trusted(bench.methods.get(method)) else "tiny"  # it needs trusted samples
+            tiny = dataclasses.replace(bench.protocols.get(base), recipes=generation)
             cache[method, generation, run] = bench.run_trial(tiny, method, NOISE, seed=0)
         return cache[method, generation, run]
 
