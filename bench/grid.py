@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.errors import BenchError
-from bench.method import methods
+from bench.method import check_trusted, recipe_for
 from bench.noise import parse_noise
 from bench.protocols import Protocol
 
@@ -34,7 +34,7 @@ def plan_grid(protocol: Protocol, method_names: list[str], noise_specs: list[str
     if not method_names or not noise_specs or not seeds:
         raise BenchError("the grid is empty: give at least one method, one noise spec and one seed")
     for name in method_names:
-        methods.get(name)
+        check_trusted(recipe_for(name, protocol), protocol)
     canonical = [parse_noise(s).text for s in noise_specs]
     if any(s < 0 for s in seeds):
         raise BenchError(f"seeds must be non-negative integers, got {seeds}")

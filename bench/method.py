@@ -466,6 +466,12 @@ class Recipe:
         return min(max(1, round(self.detect_at * epochs)), max(1, epochs - 1))
 
     @property
+    def needs_trusted(self) -> bool:
+        """Whether one of the recipe's roles declares `needs_trusted`: it reads the trusted samples and cannot work without."""
+        roles = ((detectors, self.detector), (refurbishers, self.refurbisher), (correctors, self.corrector))
+        return any(name is not None and getattr(registry.get(name), "needs_trusted", False) for registry, name in roles)
+
+    @property
     def reference(self) -> bool:
         """Whether the recipe is a reference (a ceiling that reads the noise truth), not a method: never ranked."""
         roles = ((detectors, self.detector), (refurbishers, self.refurbisher))
@@ -500,6 +506,20 @@ methods: Registry[Recipe] = Registry("method")
 
 def _caller() -> str:
     return sys._getframe(2).f_globals.get("__name__", "")
+
+
+def check_trusted(recipe: Recipe, protocol: Any) -> None:
+    """BenchError, before any work, when the recipe needs trusted samples and the protocol has none."""
+    from bench.errors import BenchError
+    from bench.protocols import protocols
+
+    if protocol.trusted_patients == 0 and recipe.needs_trusted:
+        with_trusted = sorted(n for n in protocols.names() if protocols.get(n).trusted_patients > 0)
+        raise BenchError(
+            f"method {recipe.name} needs trusted (verified clean) training patients, and protocol {protocol.name} has "
+            f"trusted_patients = 0: run it on a protocol that sets trusted_patients, e.g. --protocol "
+            f"{' or '.join(with_trusted)} (bench list protocols)"
+        )
 
 
 def recipe_for(name: str, protocol: Any) -> Recipe:

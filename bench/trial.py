@@ -23,7 +23,7 @@ import bench
 from bench.data import Data, fingerprint, load_dataset
 from bench.device import device_description, trial_device
 from bench.errors import BenchError
-from bench.method import Recipe, Trial, TrialInputs, correctors, detectors, read_only, recipe_for, refurbishers
+from bench.method import Recipe, Trial, TrialInputs, check_trusted, read_only, recipe_for
 from bench.metrics import detection_summary, evaluate_segmentation, pixel_localisation, refurbishment_summary
 from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
@@ -89,23 +89,6 @@ def with_trusted(noisy: NoiseResult, clean: np.ndarray, trusted: np.ndarray) -> 
     dice = noisy.label_dice.copy()
     dice[trusted] = 1.0
     return dataclasses.replace(noisy, labels=labels, corrupted=noisy.corrupted & ~trusted, changed=changed, label_dice=dice)
-
-
-def needs_trusted(recipe: Recipe) -> bool:
-    """Whether one of the recipe's roles declares `needs_trusted` (it reads the trusted samples and cannot work without)."""
-    roles = ((detectors, recipe.detector), (refurbishers, recipe.refurbisher), (correctors, recipe.corrector))
-    return any(name is not None and getattr(registry.get(name), "needs_trusted", False) for registry, name in roles)
-
-
-def check_trusted(recipe: Recipe, protocol: Protocol) -> None:
-    """BenchError, before any work, when the recipe needs trusted samples and the protocol has none."""
-    if protocol.trusted_patients == 0 and needs_trusted(recipe):
-        with_trusted_protocols = sorted(n for n in protocols.names() if protocols.get(n).trusted_patients > 0)
-        raise BenchError(
-            f"method {recipe.name} needs trusted (verified clean) training patients, and protocol {protocol.name} has "
-            f"trusted_patients = 0: run it on a protocol that sets trusted_patients, e.g. --protocol "
-            f"{' or '.join(with_trusted_protocols)} (bench list protocols)"
-        )
 
 
 def seed_everything(seed: int) -> None:

@@ -68,7 +68,8 @@ def main(argv: list[str]) -> None:
         for k in range(1, len(names) + 1):
             inter = ((pred == k) & (val.labels == k)).sum()
             dice.append(2 * inter / max((pred == k).sum() + (val.labels == k).sum(), 1))
-        print(f"  epoch {epoch:3d}  loss {loss:.4f}  val Dice " + " / ".join(f"{d:.3f}" for d in dice) + f"  mean {np.mean(dice):.3f}", flush=True)
+        shown = " / ".join(f"{d:.3f}" for d in dice)
+        print(f"  epoch {epoch:3d}  loss {loss:.4f}  val Dice {shown}  mean {np.mean(dice):.3f}", flush=True)
 
     print(f"{protocol.name} with {' '.join(args.overrides) or 'no overrides'}, seed {args.seed}")
     t0 = time.process_time()

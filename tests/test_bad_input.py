@@ -52,6 +52,8 @@ CASES = [
     ("min-above-max", [*RUN, "--noise", "random:0.5,min_mm=5,max_mm=1"], "min_mm=5 is larger than max_mm=1"),
     # bench run: names and specs
     ("method", [*RUN, "--method", "basline"], "unknown method 'basline'; did you mean 'baseline'?"),
+    ("needs-trusted", [*RUN, "--method", "spatial-correction"], "needs trusted (verified clean) training patients"),
+    ("protocol-version", ["run", "--protocol", "tiny@v9"], "protocol tiny has no version 9 (registered: v1"),
     ("protocol", ["run", "--protocol", "tinny"], "unknown protocol 'tinny'; did you mean 'tiny'?"),
     ("noise-type", [*RUN, "--noise", "systemtic:0.5"], "unknown noise type 'systemtic'"),
     ("noise-level", [*RUN, "--noise", "systematic:1.5"], "level 1.5 is outside [0, 1]"),

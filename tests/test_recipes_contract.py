@@ -16,7 +16,6 @@ from golden_values import TRIALS
 
 import bench
 from bench.record import Record
-from bench.trial import needs_trusted
 
 NOISE = "systematic:0.5,mm=5"
 
@@ -27,7 +26,7 @@ def records():
 
     def get(method: str, generation: int, run: int = 0):
         if (method, generation, run) not in cache:
-            base = "tiny-trusted1" if needs_trusted(bench.methods.get(method)) else "tiny"  # it needs trusted samples
+            base = "tiny-trusted1" if bench.methods.get(method).needs_trusted else "tiny"  # it needs trusted samples
             tiny = dataclasses.replace(bench.protocols.get(base), recipes=generation)
             cache[method, generation, run] = bench.run_trial(tiny, method, NOISE, seed=0)
         return cache[method, generation, run]
