@@ -64,6 +64,7 @@ _LAZY: dict[str, str] = {
     "register_refurb_and_discard": "bench.method",
     "refurb_revisions": "bench.method",
     "DETECT_LATE": "bench.method",
+    "GATED_REFURB": "bench.method",
     "recipe_for": "bench.method",
     "trainers": "bench.method",
     "detection_summary": "bench.metrics",
