@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "Data": "bench.data",
     "datasets": "bench.data",
     "fingerprint": "bench.data",
+    "image_to_uint8": "bench.data",
     "load_dataset": "bench.data",
     "BenchError": "bench.errors",
     "atomic_writer": "bench.files",

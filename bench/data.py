@@ -119,6 +119,22 @@ def load_dataset(name: str, *, size: int = 256, root: str | Path | None = None, 
     return adapter(size=size, root=Path(root) if root is not None else None, **options)
 
 
+def image_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """A file's image as uint8: uint8 as is; integer values within 0..255 cast losslessly; anything else min-max
+    rescaled to 0..255 (a constant image to 0). ValueError for NaN or infinite values (the adapter names the file)."""
+    if arr.dtype == np.uint8:
+        return arr
+    a = arr.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError("NaN or infinite pixel values")
+    if a.size and a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.round(a)):
+        return a.astype(np.uint8)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if hi <= lo:
+        return np.zeros(a.shape, np.uint8)
+    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of arrays, strings and numbers (sha256, 16 hex digits)."""
     h = hashlib.sha256()

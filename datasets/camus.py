@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from bench import CAMUS_LABELS, BenchError, Data, cached, datasets
+from bench import CAMUS_LABELS, BenchError, Data, cached, datasets, image_to_uint8
 
 #: Environment variable naming the local CAMUS copy when no root is passed.
 ENV_ROOT = "ECHO_NOISE_BENCH_CAMUS"
@@ -314,18 +314,11 @@ def _read_array(path: Path, release: str) -> tuple[np.ndarray, tuple[float, floa
 
 
 def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 as is; integer values within 0..255 cast losslessly; anything else min-max rescaled to 0..255."""
-    if arr.dtype == np.uint8:
-        return arr
-    a = arr.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise _fail(f"{path} has NaN or infinite pixel values; {_REEXTRACT}")
-    if a.size and a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.round(a)):
-        return a.astype(np.uint8)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if hi <= lo:
-        return np.zeros(a.shape, np.uint8)
-    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    """`bench.image_to_uint8`, with the file named when its values are not finite."""
+    try:
+        return image_to_uint8(arr)
+    except ValueError:
+        raise _fail(f"{path} has NaN or infinite pixel values; {_REEXTRACT}") from None
 
 
 def _check_label(lab: np.ndarray, path: Path, image_shape: tuple[int, ...], image_path: Path) -> np.ndarray:

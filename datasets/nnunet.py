@@ -69,7 +69,7 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from bench import BenchError, Data, LabelSet, Structure, atomic_writer, cached, datasets
+from bench import BenchError, Data, LabelSet, Structure, atomic_writer, cached, datasets, image_to_uint8
 
 #: Bump whenever the preprocessing changes the output (it is part of the fingerprint).
 ADAPTER_VERSION = "1"
@@ -369,18 +369,11 @@ def _read(path: Path, ending: str, kind: str) -> tuple[np.ndarray, tuple[float, 
 
 
 def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
-    """uint8 as is; integer values within 0..255 cast losslessly; anything else min-max rescaled to 0..255."""
-    if arr.dtype == np.uint8:
-        return arr
-    a = arr.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise _fail(f"{path} has NaN or infinite pixel values; write the image again with finite values")
-    if a.size and a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.round(a)):
-        return a.astype(np.uint8)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if hi <= lo:
-        return np.zeros(a.shape, np.uint8)
-    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    """`bench.image_to_uint8`, with the file named when its values are not finite."""
+    try:
+        return image_to_uint8(arr)
+    except ValueError:
+        raise _fail(f"{path} has NaN or infinite pixel values; write the image again with finite values") from None
 
 
 def _declared(values: tuple[int, ...], label_set: LabelSet) -> str:
