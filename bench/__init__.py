@@ -33,6 +33,8 @@ _LAZY: dict[str, str] = {
     "datasets": "bench.data",
     "fingerprint": "bench.data",
     "image_to_uint8": "bench.data",
+    "resize_image": "bench.data",
+    "resize_labels": "bench.data",
     "load_dataset": "bench.data",
     "BenchError": "bench.errors",
     "atomic_writer": "bench.files",

@@ -119,6 +119,30 @@ def load_dataset(name: str, *, size: int = 256, root: str | Path | None = None, 
     return adapter(size=size, root=Path(root) if root is not None else None, **options)
 
 
+def resize_image(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 image resized to `shape`: bilinear with half-pixel centres (torch `bilinear`, align_corners=False, no
+    antialias), rounded; what the file-reading adapters (camus, nnunet) train on."""
+    out = img.astype(np.float64)
+    for axis, size in enumerate(shape):
+        n = out.shape[axis]
+        src = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0, n - 1)
+        i0 = np.floor(src).astype(np.intp)
+        i1 = np.minimum(i0 + 1, n - 1)
+        w = src - i0
+        a, b = np.take(out, i0, axis=axis), np.take(out, i1, axis=axis)
+        w = w[:, None] if axis == 0 else w[None, :]
+        out = a * (1.0 - w) + b * w
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def resize_labels(lab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Label map resized to `shape`: nearest with half-pixel centres, in exact integer arithmetic (torch `nearest-exact`)."""
+    (h, w), (oh, ow) = lab.shape, shape
+    rows = np.minimum(((2 * np.arange(oh) + 1) * h) // (2 * oh), h - 1)
+    cols = np.minimum(((2 * np.arange(ow) + 1) * w) // (2 * ow), w - 1)
+    return lab[np.ix_(rows, cols)]
+
+
 def image_to_uint8(arr: np.ndarray) -> np.ndarray:
     """A file's image as uint8: uint8 as is; integer values within 0..255 cast losslessly; anything else min-max
     rescaled to 0..255 (a constant image to 0). ValueError for NaN or infinite values (the adapter names the file)."""

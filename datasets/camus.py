@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from bench import CAMUS_LABELS, BenchError, Data, cached, datasets, image_to_uint8
+from bench import CAMUS_LABELS, BenchError, Data, cached, datasets, image_to_uint8, resize_image, resize_labels
 
 #: Environment variable naming the local CAMUS copy when no root is passed.
 ENV_ROOT = "ECHO_NOISE_BENCH_CAMUS"
@@ -388,32 +388,6 @@ def _read_cfg(path: Path) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------- resizing
-
-
-def _resize_bilinear(img: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize to size x size with half-pixel centres (torch `bilinear`, align_corners=False, no antialias)."""
-    out = img.astype(np.float64)
-    for axis in (0, 1):
-        n = out.shape[axis]
-        src = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0, n - 1)
-        i0 = np.floor(src).astype(np.intp)
-        i1 = np.minimum(i0 + 1, n - 1)
-        w = src - i0
-        a, b = np.take(out, i0, axis=axis), np.take(out, i1, axis=axis)
-        w = w[:, None] if axis == 0 else w[None, :]
-        out = a * (1.0 - w) + b * w
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _resize_nearest(lab: np.ndarray, size: int) -> np.ndarray:
-    """Nearest resize with half-pixel centres, in exact integer arithmetic (torch `nearest-exact`)."""
-    h, w = lab.shape
-    rows = np.minimum(((2 * np.arange(size) + 1) * h) // (2 * size), h - 1)
-    cols = np.minimum(((2 * np.arange(size) + 1) * w) // (2 * size), w - 1)
-    return lab[np.ix_(rows, cols)]
-
-
 # ---------------------------------------------------------------------------- the adapter
 
 
@@ -468,8 +442,8 @@ def camus(*, size: int, root: Path | None = None, fold: int | None = None, cache
                     lab = _check_label(lab, label_path, img.shape, image_path)
                     img = _to_uint8(img, image_path)
                     h, w = img.shape
-                    images[i] = _resize_bilinear(img, size)
-                    labels[i] = _resize_nearest(lab, size)
+                    images[i] = resize_image(img, (size, size))
+                    labels[i] = resize_labels(lab, (size, size))
                     spacing[i] = (sp[0] * h / size, sp[1] * w / size)
                     row = {"id": f"{patient}_{view}_{phase}", "patient": patient, "view": view, "phase": phase,
                            "split": split_of[patient]}

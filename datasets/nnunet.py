@@ -69,7 +69,7 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from bench import BenchError, Data, LabelSet, Structure, atomic_writer, cached, datasets, image_to_uint8
+from bench import BenchError, Data, LabelSet, Structure, atomic_writer, cached, datasets, image_to_uint8, resize_image, resize_labels
 
 #: Bump whenever the preprocessing changes the output (it is part of the fingerprint).
 ADAPTER_VERSION = "1"
@@ -395,32 +395,6 @@ def _check_values(lab: np.ndarray, values: tuple[int, ...], label_set: LabelSet,
     return a.astype(np.uint8)
 
 
-# ---------------------------------------------------------------------------- resizing
-
-
-def _resize_bilinear(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize to `shape` with half-pixel centres (torch `bilinear`, align_corners=False, no antialias)."""
-    out = img.astype(np.float64)
-    for axis, size in enumerate(shape):
-        n = out.shape[axis]
-        src = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0, n - 1)
-        i0 = np.floor(src).astype(np.intp)
-        i1 = np.minimum(i0 + 1, n - 1)
-        w = src - i0
-        a, b = np.take(out, i0, axis=axis), np.take(out, i1, axis=axis)
-        w = w[:, None] if axis == 0 else w[None, :]
-        out = a * (1.0 - w) + b * w
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def _resize_nearest(lab: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest resize to `shape` with half-pixel centres, in exact integer arithmetic (torch `nearest-exact`)."""
-    (h, w), (oh, ow) = lab.shape, shape
-    rows = np.minimum(((2 * np.arange(oh) + 1) * h) // (2 * oh), h - 1)
-    cols = np.minimum(((2 * np.arange(ow) + 1) * w) // (2 * ow), w - 1)
-    return lab[np.ix_(rows, cols)]
-
-
 # ---------------------------------------------------------------------------- options
 
 
@@ -550,8 +524,8 @@ def nnunet(
             img = _to_uint8(img, case.image)
             sp = sp_img if sp_img is not None else assumed
             h, w = img.shape
-            images[i] = _resize_bilinear(img, (size, size))
-            labels[i] = _resize_nearest(lab, (size, size))
+            images[i] = resize_image(img, (size, size))
+            labels[i] = resize_labels(lab, (size, size))
             spacing[i] = (sp[0] * h / size, sp[1] * w / size)
             rows.append(
                 {
@@ -634,7 +608,7 @@ def write_label(root: str | Path | Layout, case: str, label: np.ndarray, out: st
     target = Path(out).expanduser() / f"{case}{layout.ending}"
     if target.resolve() == c.label.resolve():
         raise _fail(f"{target} is the dataset's own label; write proposed labels to another folder (--out)")
-    data = _encode(c, layout.ending, _resize_nearest(lab, original.shape))
+    data = _encode(c, layout.ending, resize_labels(lab, original.shape))
     try:
         with atomic_writer(target) as f:
             f.write(data)
