@@ -70,8 +70,9 @@ IN_SAMPLE_ONLY: dict[str, str] = {
     "oracle": "it reads the noise truth (a reference, not a detector; use --inject to measure detection)",
     "confident-cv": "the audit's 'confident' is already out of sample (cross-fitted): use confident",
 }
-#: the protocol whose model and optimiser settings an audit trains with (--size and --epochs override)
-BASE_PROTOCOL = "phantom-quick"
+#: the protocol whose model and optimiser settings an audit trains with (--size and --epochs override); v1, the
+#: settings its measured timings and detection numbers (README) were made with
+BASE_PROTOCOL = "phantom-quick@v1"
 #: the gate of the proposed labels: a pixel changes only where the held-out model gives another class more than this
 PROPOSE_THRESHOLD = 0.9
 SOFTMIN_TEMPERATURE = 0.1

@@ -160,7 +160,7 @@ _CAMUS_V1 = Protocol(
 )
 _register(_CAMUS_V1)
 
-_register(
+_CAMUS_CPU_V1 = _register(
     Protocol(
         name="camus-cpu-v1",
         version=1,
@@ -182,7 +182,7 @@ _register(
     )
 )
 
-_register(
+_PHANTOM_V1 = _register(
     dataclasses.replace(  # the same settings as camus-v1 by construction; only the data differ
         _CAMUS_V1,
         name="phantom-v1",
@@ -192,7 +192,7 @@ _register(
     )
 )
 
-_register(
+_PHANTOM_V2 = _register(
     dataclasses.replace(
         _CAMUS_V1,
         name="phantom-v2",
@@ -271,6 +271,49 @@ _TINY = _register(
     )
 )
 
+# Version 2 of the CPU board (issue 16): trained as CAMUS U-Nets are trained (nnU-Net's poly learning rate, light seeded
+# augmentation, the same for every method), recipe generation 2, five seeds, and a U-Net small enough that one trial
+# takes about a minute on one core. Each choice and its measurement: README, "Protocol versions".
+
+#: the training of the v2 boards (phantom-quick v2), offered as new versions of the paper-scale protocols (same data,
+#: model and length)
+V2_TRAINING: dict[str, Any] = {"recipes": 2, "lr_schedule": "poly", "augment": "light", "channels_last": True, "seeds": (0, 1, 2, 3, 4)}
+_PHANTOM_QUICK_V2 = _register(
+    dataclasses.replace(
+        _PHANTOM_QUICK,
+        version=2,
+        description="Echo phantom (generator 2), 80 px, 60 training patients (240 images), light U-Net, 12 epochs with "
+        "a poly learning rate and light seeded augmentation, recipe generation 2, seeds 0-4: one trial in about a "
+        "minute on one CPU core. The default of `bench run`; v1 stays with its records.",
+        image_size=80,
+        decoder_channels=(64, 32, 16, 16, 8),
+        **V2_TRAINING,
+    )
+)
+
+_register(
+    dataclasses.replace(  # phantom-quick v2's settings by construction; only the data differ
+        _PHANTOM_QUICK_V2,
+        name="camus-quick",
+        description="phantom-quick v2 on CAMUS: the first 60 / 10 / 50 patients (id order) of the official "
+        "train / val / test split at 80 px, the same U-Net, schedule, augmentation, recipes, seeds and noise grid, "
+        "so a user with CAMUS runs exactly the CPU board's protocol. Needs --data-root.",
+        dataset="camus",
+    )
+)
+
+
+def _retrained(protocol: Protocol, description: str) -> Protocol:
+    """`protocol`'s next version with the v2 boards' training (`V2_TRAINING`)."""
+    return _register(dataclasses.replace(protocol, version=protocol.version + 1, description=description, **V2_TRAINING))
+
+
+_V2_TEXT = "trained as the v2 boards are: poly learning rate, light seeded augmentation, recipe generation 2, seeds 0-4"
+_retrained(_CAMUS_V1, f"camus-v1's data (official split, 256 px), resnet34 U-Net and 50 epochs, {_V2_TEXT}. For GPUs; needs --data-root.")
+_retrained(_CAMUS_CPU_V1, f"camus-cpu-v1's data (official split, 128 px), U-Net and 10 epochs, {_V2_TEXT}. Needs --data-root.")
+_retrained(_PHANTOM_V1, f"phantom-v1's data (generator 2, 256 px), resnet34 U-Net and 50 epochs, {_V2_TEXT}. For GPUs.")
+_retrained(_PHANTOM_V2, f"phantom-v2's data (generator 3, 256 px), resnet34 U-Net and 50 epochs, {_V2_TEXT}. For GPUs.")
+
 # Trusted-subset protocols (issue 15, item 4). A trusted count is a setting like any other, so it lives in a registered
 # protocol of its own name: its records get their own paths and board cells, a board shows the count in the name, and
 # `bench validate` checks them against the registered hash like every other record.
@@ -283,6 +326,16 @@ _register(
         "and the loss detector of that generation differ only in their flag rule. For methods that need trusted samples.",
         trusted_patients=6,
         recipes=2,
+    )
+)
+
+_register(
+    dataclasses.replace(
+        _PHANTOM_QUICK_V2,
+        name="phantom-quick-trusted6",
+        description="phantom-quick v2 with 6 of its 60 training patients (24 of 240 images, 10%) verified clean: the "
+        "noise never touches them and every method knows which they are. For methods that need trusted samples.",
+        trusted_patients=6,
     )
 )
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import bench
+import bench.audit
 from bench.cli import main
 from bench.noise import apply_noise
 from bench.training import fit
@@ -26,7 +27,7 @@ TARGET_S = 600
 
 def _one_epoch_s() -> float:
     """Seconds of one baseline epoch on phantom-quick's 240 training images (the reference)."""
-    proto = dataclasses.replace(bench.protocols.get("phantom-quick"), epochs=1)
+    proto = dataclasses.replace(bench.protocols.get(bench.audit.BASE_PROTOCOL), epochs=1)
     train = protocol_data(proto)["train"]
     trial = initial_trial(proto, 0, train, apply_noise("none", train.labels, train.spacing, train.ids, 0), bench.methods.get("baseline"))
     torch.manual_seed(0)

@@ -10,7 +10,9 @@ What is pinned:
 - `phantom/<generator>`: sha256 of the echo phantom's images, labels and spacing per
   generator version (64 px, 10 patients, generated into an empty cache);
 - `trial/<recipe>/<noise>/...`: every number of the record's `metrics` and `per_sample`
-  sections of trials on `tiny`, seed 0, one torch thread.
+  sections of trials on `tiny`, seed 0, one torch thread;
+- `trial2/<recipe>/<noise>/...`: the same for every recipe of the v2 boards on `tiny` trained as
+  they are (`TINY_V2`: recipe generation 2, poly learning rate, light augmentation, channels-last).
 
 Kernels: numpy, torch, oneDNN and MKL pick SIMD code paths by CPU (AVX-512 and AVX2 give
 other last bits through transcendental functions and convolution blocking), so this script
@@ -65,6 +67,23 @@ TRIALS = (
     ("oracle-refurb", "omission:0.5"),
     ("confident-refurb", "omission:0.5"),
 )  # fmt: skip
+#: recipes pinned at systematic:0.5 on `TINY_V2`: every recipe the phantom-quick v2 board runs (those that need trusted
+#: samples run on phantom-quick-trusted6 and are checked by tests/test_recipes_contract.py)
+TRIALS_V2 = (
+    "baseline", "loss-refurb", "loss-discard", "vog-refurb", "vog-discard", "forgetting-refurb", "confident-refurb",
+    "confident-cv-refurb", "entropy-refurb", "coteaching", "adele", "gce", "sce", "bootstrap-soft", "bootstrap-hard",
+    "nr-dice", "t-loss", "selfie", "mean-teacher", "trinet", "oracle-refurb", "oracle-discard", "oracle-restore",
+)  # fmt: skip
+
+
+def tiny_v2() -> Any:
+    """`tiny` with the training of the v2 boards (`bench.protocols.V2_TRAINING`), its seed kept."""
+    import dataclasses
+
+    import bench
+    from bench.protocols import V2_TRAINING
+
+    return dataclasses.replace(bench.protocols.get("tiny"), **{k: v for k, v in V2_TRAINING.items() if k != "seeds"})
 
 
 def digest(*arrays: Any) -> str:
@@ -117,6 +136,10 @@ def compute() -> dict[str, Any]:
         record = bench.run_trial("tiny", method, noise, seed=0)
         out.update(flatten(record.metrics, f"trial/{method}/{noise}/metrics"))
         out.update(flatten(record.per_sample, f"trial/{method}/{noise}/per_sample"))
+    for method in TRIALS_V2:
+        record = bench.run_trial(tiny_v2(), method, "systematic:0.5", seed=0)
+        out.update(flatten(record.metrics, f"trial2/{method}/systematic:0.5/metrics"))
+        out.update(flatten(record.per_sample, f"trial2/{method}/systematic:0.5/per_sample"))
     return out
 
 

@@ -69,7 +69,7 @@ def test_generation_1_of_every_recipe_is_the_registered_definition():
 def test_every_v1_protocol_keeps_the_hash_its_published_records_hold(tmp_path):
     # independent truth: the hash written into the phantom-quick v1 board's records when they were made
     record = json.loads(sorted(BOARD.rglob("*.json"))[0].read_text())
-    quick = bench.protocols.get("phantom-quick")
+    quick = bench.protocols.get("phantom-quick@v1")
     assert quick.recipes == 1 and record["protocol"]["hash"] == quick.hash
     assert "recipes" not in quick.settings()
     later = dataclasses.replace(quick, recipes=2)

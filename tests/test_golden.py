@@ -44,7 +44,7 @@ def pinned() -> dict:
     return json.loads(STORE.read_text())
 
 
-@pytest.mark.parametrize("group", ["noise", "phantom", "trial"])
+@pytest.mark.parametrize("group", ["noise", "phantom", "trial", "trial2"])
 def test_golden_values_hold(group, current, pinned):
     wanted = {k: v for k, v in pinned.items() if k.startswith(group + "/")}
     assert wanted, f"no golden values pinned for {group}"
