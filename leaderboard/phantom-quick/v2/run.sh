@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes (or resumes) the phantom-quick v2 board: every recipe it runs x its noise grid x seeds 0-4, then the
+# recipes that need trusted samples (with baseline and loss-refurb to pair them) on phantom-quick-trusted6 v2, all from
+# one commit (BOARD_COMMIT) checked out in a clean worktree, records written straight into this checkout's
+# leaderboard/ (commit them as they land; never edit one). Interrupt it at any time; run it again to resume.
+#   leaderboard/phantom-quick/v2/run.sh [WORKTREE]      (default: ../echo-noise-bench-board beside this checkout)
+# Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
+set -euo pipefail
+BOARD_COMMIT=523ac75fb7ce5a77f40b126373cfb8d6e4012847
+METHODS=baseline,oracle-restore,loss-refurb,vog-refurb,confident-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
+here="$(cd "$(dirname "$0")/../../.." && pwd)"
+tree="${1:-$here/../echo-noise-bench-board}"
+if [ ! -d "$tree" ]; then
+  git -C "$here" worktree add --detach "$tree" "$BOARD_COMMIT"
+fi
+test "$(git -C "$tree" rev-parse HEAD)" = "$BOARD_COMMIT" || { echo "$tree is not at $BOARD_COMMIT" >&2; exit 2; }
+test -z "$(git -C "$tree" status --porcelain --untracked-files=no)" || { echo "$tree has local changes" >&2; exit 2; }
+cd "$tree"
+export PYTHONPATH="$tree"
+run() {
+  "$here/.venv/bin/bench" run --noise protocol --resume --max-concurrent "${MAX_CONCURRENT:-2}" --out "$here/leaderboard" "$@"
+}
+run --protocol phantom-quick --method "$METHODS" --storage "${TMPDIR:-/tmp}/phantom-quick-v2-tune"
+run --protocol phantom-quick-trusted6 --method baseline,loss-refurb,loss-trusted-refurb,spatial-correction \
+  --storage "${TMPDIR:-/tmp}/phantom-quick-trusted6-v2-tune"

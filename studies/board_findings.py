@@ -1,0 +1,168 @@
+"""Study: the numbers behind a board's findings, from its records (issue 16, item 4).
+
+Reads the records of one protocol version (checked as `bench leaderboard` checks them) and
+prints markdown tables, each number with its 95% t-interval and its paired seeds:
+
+1. what each noise spec costs `baseline`: its mean Dice minus that of its clean run of the
+   same seed (the same initial weights, data order and augmentation), paired t-test p;
+2. detection per error type: each detector's AUROC (chance 0.5) and AP minus its chance
+   level (the prevalence), averaged over the type's levels, and the best per type;
+3. the methods whose paired difference to `baseline` survives Holm's correction over the
+   spec's methods (the board's `delta_p_holm`), better or worse;
+4. each refurbishing recipe's difference to `baseline` by spec, and the label Dice of the
+   truly corrupted samples it refurbished, before and after.
+
+    python studies/board_findings.py leaderboard --protocol phantom-quick@v2
+
+A partial board gives partial tables: every cell says how many seeds it has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from bench.leaderboard import BASELINE, board, load_records, mean_interval
+from bench.noise import parse_noise
+from bench.record import Record
+
+
+def _ci(mean: float, half: float, digits: int = 3, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "-"
+    text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    return text if math.isnan(half) else f"{text} ± {half:.{digits}f}"
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _spec_order(specs: Iterable[str]) -> list[str]:
+    """`none` first, then by noise type and level."""
+
+    def key(spec: str) -> tuple[int, str, float]:
+        if spec == "none":
+            return (0, "", 0.0)
+        parsed = parse_noise(spec)
+        return (1, parsed.type, parsed.level)
+
+    return sorted(set(specs), key=key)
+
+
+def noise_cost(records: list[Record]) -> str:
+    """Table 1: baseline's mean Dice at each spec minus its clean run's, paired by seed."""
+    dice: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r.method["name"] == BASELINE and r.status == "ok":
+            dice.setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
+    clean = dice.get("none", {})
+    rows = []
+    for spec in _spec_order(dice):
+        if spec == "none":
+            mean, half, n = mean_interval(list(clean.values()))
+            rows.append([spec, str(n), _ci(mean, half), "-", "-"])
+            continue
+        seeds = sorted(set(dice[spec]) & set(clean))
+        diffs = [dice[spec][s] - clean[s] for s in seeds]
+        mean, half, n = mean_interval(diffs)
+        noisy = [dice[spec][s] for s in seeds]
+        p = stats.ttest_rel(noisy, [clean[s] for s in seeds]).pvalue if n >= 2 and len(set(diffs)) > 1 else math.nan
+        means = mean_interval(noisy)
+        rows.append([spec, str(n), _ci(means[0], means[1]), _ci(mean, half, signed=True), "-" if math.isnan(p) else f"{p:.3f}"])
+    return _table(["noise", "paired seeds", "baseline mean Dice", "minus clean (paired)", "p"], rows)
+
+
+def detection(frame: pd.DataFrame) -> str:
+    """Table 2: per detector and error type, mean AUROC and AP - chance over the type's levels; the best per type marked."""
+    det = frame[frame["det_auroc"].notna() & ~frame["reference"] & (frame["noise"] != "none")]
+    if det.empty:
+        return "(no detection results yet)"
+    types = sorted(det["noise_type"].unique())
+    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for (method, kind), g in det.groupby(["method", "noise_type"]):
+        table.setdefault(method, {})[kind] = (g["det_auroc"].mean(), (g["det_ap"] - g["det_ap_chance"]).mean(), int(g["n"].min()))
+    best = {k: max((m for m in table if k in table[m]), key=lambda m: table[m][k][0]) for k in types}
+    rows = []
+    for method in sorted(table):
+        cells = []
+        for kind in types:
+            if kind not in table[method]:
+                cells.append("-")
+                continue
+            auroc, ap_gain, n = table[method][kind]
+            mark = "**" if best[kind] == method else ""
+            cells.append(f"{mark}{auroc:.2f}{mark} / {ap_gain:+.2f} (n {n})")
+        rows.append([f"`{method}`", *cells])
+    levels = ", ".join(f"{k}: {', '.join(f'{v:g}' for v in sorted(det[det['noise_type'] == k]['noise_level'].unique()))}" for k in types)
+    note = f"AUROC (chance 0.50) / AP minus its chance level, means over the levels ({levels}); n = fewest seeds of a cell; "
+    note += "bold = best AUROC"
+    return note + "\n\n" + _table(["detector", *types], rows)
+
+
+def corrected(frame: pd.DataFrame) -> str:
+    """Table 3: per spec, the methods whose Holm-adjusted paired p is <= 0.05, better and worse than baseline."""
+    rows = []
+    for spec in _spec_order(frame["noise"]):
+        g = frame[(frame["noise"] == spec) & (frame["method"] != BASELINE) & ~frame["reference"]]
+        tested = g[g["delta_p_holm"].notna()]
+        hits = tested[tested["delta_holm_reject"]]
+        better = [f"`{r.method}` {_ci(r.delta_dice, r.delta_dice_ci, signed=True)}" for r in hits[hits["delta_dice"] > 0].itertuples()]
+        worse = [f"`{r.method}` {_ci(r.delta_dice, r.delta_dice_ci, signed=True)}" for r in hits[hits["delta_dice"] < 0].itertuples()]
+        mdd = g["spec_mdd"].iloc[0] if len(g) else math.nan
+        rows.append([spec, str(len(tested)), _ci(mdd, math.nan), "; ".join(better) or "none", "; ".join(worse) or "none"])
+    return _table(["noise", "methods tested", "MDD 80%", "better than baseline (Holm)", "worse than baseline (Holm)"], rows)
+
+
+def refurbishment(frame: pd.DataFrame) -> str:
+    """Table 4, one per error type: each refurbishing recipe's paired difference to baseline by level, with label Dice before -> after."""
+    refurb = frame[(frame["refurb_after"].notna() | frame["method"].str.endswith("-restore")) & (frame["noise"] != "none")]
+    if refurb.empty:
+        return "(no refurbishment results yet)"
+    parts = ["paired difference in mean Dice to baseline ± 95% interval (n paired seeds); labels: mean label Dice of the truly "
+             "corrupted samples a method refurbished, before -> after"]  # fmt: skip
+    for kind, t in refurb.groupby("noise_type"):
+        specs = _spec_order(t["noise"])
+        rows = []
+        for method, g in t.groupby("method"):
+            cells = []
+            for spec in specs:
+                row = g[g["noise"] == spec]
+                if row.empty:
+                    cells.append("-")
+                    continue
+                r = row.iloc[0]
+                labels = "" if math.isnan(r.refurb_after) else f"; labels {r.refurb_before:.2f} -> {r.refurb_after:.2f}"
+                cells.append(f"{_ci(r.delta_dice, r.delta_dice_ci, signed=True)} (n {r.delta_n}){labels}")
+            rows.append([f"`{method}`", *cells])
+        parts.append(f"**{kind}**\n\n" + _table(["method", *specs], rows))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", type=Path)
+    parser.add_argument("--protocol", required=True, help="name@version, e.g. phantom-quick@v2")
+    args = parser.parse_args(argv)
+    records = load_records(args.paths, args.protocol)
+    frame = board(records)
+    out = [
+        f"{len(records)} records of {args.protocol}.",
+        "### 1. What the noise costs `baseline`\n\n" + noise_cost(records),
+        "### 2. Detection by error type\n\n" + detection(frame),
+        "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame),
+        "### 4. Refurbishment\n\n" + refurbishment(frame),
+    ]
+    sys.stdout.write("\n\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,56 @@
+"""studies/board_findings.py, the source of leaderboard/README.md's findings, against the raw JSON of the v1 board's records."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+V1 = ROOT / "leaderboard" / "phantom-quick" / "v1"
+sys.path.insert(0, str(ROOT / "studies"))
+import board_findings  # noqa: E402
+
+import bench.leaderboard  # noqa: E402
+
+
+def _raw(method: str, folder: str) -> dict[int, dict]:
+    """{seed: record JSON} read straight from the files, not through bench."""
+    return {int(p.stem.removeprefix("seed")): json.loads(p.read_text()) for p in (V1 / method / folder).glob("seed*.json")}
+
+
+@pytest.fixture(scope="module")
+def records():
+    return bench.leaderboard.load_records(V1, "phantom-quick@v1")
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    return {cells[0]: cells[1:] for line in table.splitlines()[2:] for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+
+
+def test_noise_cost_is_the_paired_difference_of_the_raw_records(records):
+    rows = _rows(board_findings.noise_cost(records))
+    clean, noisy = _raw("baseline", "none"), _raw("baseline", "omission-0.5")
+    diffs = [noisy[s]["metrics"]["dice"]["mean"] - clean[s]["metrics"]["dice"]["mean"] for s in sorted(clean)]
+    half = 12.706 * np.std(diffs, ddof=1) / np.sqrt(2)  # t_0.975 with one degree of freedom
+    assert rows["omission:0.5"][:1] == ["2"]
+    assert rows["omission:0.5"][2] == f"{np.mean(diffs):+.3f} ± {half:.3f}"
+    assert rows["none"][2] == "-"
+
+
+def test_the_best_detector_per_error_type_has_the_highest_mean_auroc(records):
+    text = board_findings.detection(bench.leaderboard.board(records))
+    header, *_ = [line for line in text.splitlines() if line.startswith("| detector")]
+    kinds = [c.strip() for c in header.strip("|").split("|")][1:]
+    rows = _rows(text[text.index("| detector") :])
+    for column, kind in enumerate(kinds):
+        mean = {}
+        for method in ("loss-refurb", "vog-refurb", "coteaching", "confident-refurb"):
+            values = [
+                r["metrics"]["detection"]["auroc"] for level in ("0.25", "0.5", "0.75") for r in _raw(method, f"{kind}-{level}").values()
+            ]
+            mean[method] = np.mean(values)
+        bold = [m.strip("`") for m, cells in rows.items() if cells[column].startswith("**")]
+        assert bold == [max(mean, key=mean.get)]
+        assert rows[f"`{bold[0]}`"][column].startswith(f"**{mean[bold[0]]:.2f}**")
