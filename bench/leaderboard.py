@@ -210,7 +210,9 @@ def _values(record: Record) -> dict[str, float]:
     if corrupted.get("n"):
         before, after = _num(corrupted.get("label_dice_before")), _num(corrupted.get("label_dice_after"))
     cost = record.cost
-    wall = _num(cost.get("wall_s"))
+    seconds = _num(cost.get("wall_s"))
+    if record.provenance.get("device", {}).get("kind") == "cpu" and math.isfinite(_num(cost.get("cpu_s"))):
+        seconds = _num(cost["cpu_s"])  # a CPU trial's CPU seconds: its wall time also counts whatever else ran beside it
     return {
         "dice_mean": math.nan,  # unless the record has one
         **{f"dice_{k}": _num(v) for k, v in dice.items()},
@@ -221,7 +223,7 @@ def _values(record: Record) -> dict[str, float]:
         "refurb_after": after,
         "refurb_gain": after - before,
         "ef_error": _num((m.get("clinical") or {}).get("ef_abs_error_mean")),
-        "cost_s": wall if not math.isnan(wall) else _num(cost.get("train_s")),
+        "cost_s": seconds if not math.isnan(seconds) else _num(cost.get("train_s")),
     }
 
 
@@ -302,7 +304,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     mean and `<metric>_ci` (half-width of the 95% t-interval; NaN with one seed), and against
     `baseline` at the same noise spec: `delta_dice` (mean per-seed difference in mean Dice),
     `delta_dice_ci`, `delta_p` (paired t-test), `delta_n` (paired seeds). `cost_rel` is each
-    seed's wall time (training time when absent) over baseline's mean at the same noise spec.
+    seed's CPU seconds (`cost.cpu_s`, on a CPU trial that has them) or else wall time (training time when absent) over
+    baseline's mean at the same noise spec.
 
     Added after v1, at the end: `reference` (shown, never ranked, not in the correction),
     `det_ap_chance` (AP's chance level: the cell's prevalence n_corrupted / n_train, where

@@ -180,7 +180,7 @@ def run_trial(
     trial's identity: the dataset fingerprint in the record is. `device` is 'cpu' or 'cuda'
     (the GPU Ray assigned); metrics are reproducible per device kind and thread count.
     """
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     where = trial_device(device)
     proto = protocols.get(protocol) if isinstance(protocol, str) else protocol
     recipe: Recipe = recipe_for(method, proto)
@@ -239,6 +239,8 @@ def run_trial(
         per_sample=per_sample_section(result, noisy.corrupted, trusted),
         cost={
             "wall_s": time.perf_counter() - started,
+            # CPU seconds of the trial's process (all its threads): what a CPU trial cost, whatever else shared the machine
+            "cpu_s": time.process_time() - started_cpu,
             "train_s": result.train_s,
             "detect_s": result.detect_s,
             "eval_s": eval_s,

@@ -48,8 +48,23 @@ def record_path(root, record: dict):
     return Cell(p["name"], p["version"], record["method"]["name"], record["noise"]["spec"], record["seed"]).path(root)
 
 
-def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.0, ap=None, gain=None, ef=5.0, hd95=20.0, proto_hash=None):
-    """A valid record with hand-chosen numbers: Dice LV/MYO/LA = dice + 0.1 / dice / dice - 0.1, mean = dice."""
+def make(
+    template,
+    method,
+    noise="systematic:0.5",
+    seed=0,
+    dice=0.5,
+    *,
+    wall=10.0,
+    cpu=None,
+    ap=None,
+    gain=None,
+    ef=5.0,
+    hd95=20.0,
+    proto_hash=None,
+):
+    """A valid record with hand-chosen numbers: Dice LV/MYO/LA = dice + 0.1 / dice / dice - 0.1, mean = dice; without
+    `cpu`, no `cost.cpu_s` (as in the records made before it was recorded)."""
     r = copy.deepcopy(template)
     kind, _, rest = noise.partition(":")
     r["method"]["name"] = method
@@ -77,6 +92,9 @@ def make(template, method, noise="systematic:0.5", seed=0, dice=0.5, *, wall=10.
             "clean": {"n": 1, "label_dice_before": 1.0, "label_dice_after": 0.9},
         }
     r["cost"]["wall_s"] = wall
+    r["cost"].pop("cpu_s", None)
+    if cpu is not None:
+        r["cost"]["cpu_s"] = cpu
     assert Record.problems(r) == []
     return r
 
@@ -149,6 +167,15 @@ def test_means_intervals_ranks_and_paired_test_match_hand_computation(grid):
 
     assert (refurb["rank"], base["rank"]) == (1, 2)
     assert pd.isna(broken["rank"]) and np.isnan(broken["dice_mean"])
+
+
+def test_cost_of_a_cpu_trial_is_its_cpu_seconds_and_of_a_gpu_trial_its_wall_time(template):
+    # CPU seconds 10 / 30 against wall times that a busy machine inflated unevenly (50 / 60): cost 3, not 1.2
+    records = [make(template, "baseline", wall=50.0, cpu=10.0), make(template, "loss-refurb", wall=60.0, cpu=30.0)]
+    assert row(board(records), "loss-refurb")["cost_rel"] == pytest.approx(3.0)
+    for r in records:
+        r["provenance"]["device"] = {**r["provenance"]["device"], "kind": "cuda"}  # on a GPU the CPU seconds are not the cost
+    assert row(board(records), "loss-refurb")["cost_rel"] == pytest.approx(1.2)
 
 
 def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
