@@ -6,7 +6,7 @@
 #   leaderboard/phantom-quick/v2/run.sh [WORKTREE]      (default: ../echo-noise-bench-board beside this checkout)
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
 set -euo pipefail
-BOARD_COMMIT=523ac75fb7ce5a77f40b126373cfb8d6e4012847
+BOARD_COMMIT=240cc2a0eed1b66a682c8240462744b1cc94a3c4
 METHODS=baseline,oracle-restore,loss-refurb,vog-refurb,confident-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
 here="$(cd "$(dirname "$0")/../../.." && pwd)"
 tree="${1:-$here/../echo-noise-bench-board}"
