@@ -19,9 +19,19 @@ from pathlib import Path
 import pandas as pd
 
 from bench import board_plots, board_stats
-from bench.leaderboard import _NOTE, BASELINE, DELTA_LABELS, POWER_NOTE, _board_metrics, _cell, _display, _groups, power_table
+from bench.leaderboard import (
+    BASELINE,
+    DELTA_LABELS,
+    POWER_NOTE,
+    TABLE_NOTE,
+    board_metrics,
+    display_frame,
+    format_cell,
+    power_table,
+    protocol_groups,
+)
 
-#: the tabs of a group's numbers: name -> metric columns (Dice adds the delta columns; the names of `_board_metrics`)
+#: the tabs of a group's numbers: name -> metric columns (Dice adds the delta columns; the names of `board_metrics`)
 TABS: dict[str, list[str]] = {
     "Dice": [],  # filled per board: the Dice columns of its structures
     "Detection": ["det_precision", "det_recall", "det_f1", "det_ap", "det_ap_chance", "det_auroc", "det_p_at_budget"],
@@ -158,8 +168,8 @@ def heatmap(g: pd.DataFrame) -> str:
     base = [cells.get((BASELINE, s["noise"])) for s in specs]
     seeds = ["-" if pd.isna(s["spec_seeds_for_target"]) else str(int(s["spec_seeds_for_target"])) for s in specs]
     foot = {
-        "baseline's mean Dice": ["-" if b is None else _cell(b["dice_mean"], math.nan) for b in base],
-        f"MDD ({board_stats.POWER:.0%} power)": [_cell(s["spec_mdd"], math.nan) for s in specs],
+        "baseline's mean Dice": ["-" if b is None else format_cell(b["dice_mean"], math.nan) for b in base],
+        f"MDD ({board_stats.POWER:.0%} power)": [format_cell(s["spec_mdd"], math.nan) for s in specs],
         f"seeds for MDD ≤ {board_stats.MDD_TARGET:g}": seeds,
     }
     foot_rows = [
@@ -180,8 +190,8 @@ def _fmt_p(value: float) -> str:
 
 def _table(g: pd.DataFrame, columns: list[str], caption: str = "") -> str:
     """One sortable table: rank, method, level, seeds and `columns` (mean ± half-width), each number cell carrying its raw value."""
-    shown = _display(g, columns)
-    labels = {**_board_metrics(g), "det_ap_chance": "AP chance"}
+    shown = display_frame(g, columns)
+    labels = {**board_metrics(g), "det_ap_chance": "AP chance"}
     raw = {labels[c]: c for c in columns}
     raw.update(zip(DELTA_LABELS, ("delta_dice", "delta_p", "delta_p_holm", "delta_mdd"), strict=True))
     left = {"method", "noise"}
@@ -210,7 +220,7 @@ def _table(g: pd.DataFrame, columns: list[str], caption: str = "") -> str:
 
 def _tabs(g: pd.DataFrame, key: str) -> str:
     """The group's numbers in tabs (one per metric group, plus Power), one table per noise family in each."""
-    metrics = _board_metrics(g)
+    metrics = board_metrics(g)
     tabs = {**TABS, "Dice": [c for c in metrics if c.startswith("dice_")]}
     parts, panels = [], []
     families = [("none", g[g["noise_type"] == "none"])] + [
@@ -261,7 +271,7 @@ def _figures(g: pd.DataFrame, key: str) -> str:
 def page(frame: pd.DataFrame, title: str = "echo-noise-bench leaderboard", index: str | None = None) -> str:
     """The whole board as one self-contained HTML page (module docstring); `index` is a relative link to the index page, if any."""
     body = []
-    for n, (name, g) in enumerate(_groups(frame)):
+    for n, (name, g) in enumerate(protocol_groups(frame)):
         key = f"g{n}"
         seeds = int(g["n"].max()) if len(g) else 0
         methods = g["method"].nunique()
@@ -279,7 +289,7 @@ def page(frame: pd.DataFrame, title: str = "echo-noise-bench leaderboard", index
         )
         body.append(heatmap(g))
         body.append("<h3>All numbers</h3>")
-        body.append('<p class="note">Click a column header to sort. ' + esc(_NOTE) + ".</p>")
+        body.append('<p class="note">Click a column header to sort. ' + esc(TABLE_NOTE) + ".</p>")
         body.append(_tabs(g, key))
         body.append(_figures(g, key))
     link = f'<p class="note"><a href="{esc(index)}">all boards</a></p>\n' if index else ""

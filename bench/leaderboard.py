@@ -72,20 +72,12 @@ _SHOWN_AFTER_DICE = [
     "ef_error",
     "cost_rel",
 ]
-#: the console splits a board into three tables (the first: Dice), so that each fits a 160-column terminal
+#: the console splits a board into three tables (the first: Dice), so that each fits a 160-column terminal; each keeps
+#: the order of `_SHOWN_AFTER_DICE`
+_DETECTION_PARTS = [c for c in _SHOWN_AFTER_DICE if c.startswith(("det_", "refurb_"))]
 _CONSOLE_PARTS = {
-    "detection and refurbishment": [
-        "det_precision",
-        "det_recall",
-        "det_f1",
-        "det_ap",
-        "det_auroc",
-        "det_p_at_budget",
-        "refurb_before",
-        "refurb_after",
-        "refurb_gain",
-    ],
-    "distance, clinical, cost": ["hd95", "ef_error", "cost_rel"],
+    "detection and refurbishment": _DETECTION_PARTS,
+    "distance, clinical, cost": [c for c in _SHOWN_AFTER_DICE if c not in _DETECTION_PARTS],
 }
 
 
@@ -190,7 +182,7 @@ def metric_columns(structures: list[str]) -> dict[str, str]:
     return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS, **MORE_METRICS}
 
 
-def _board_metrics(frame: pd.DataFrame) -> dict[str, str]:
+def board_metrics(frame: pd.DataFrame) -> dict[str, str]:
     """`metric_columns` of a board: its structures are the `dice_<name>` columns that have an interval column."""
     structures = [c.removeprefix("dice_") for c in frame.columns if c.startswith("dice_") and f"{c}_ci" in frame and c != "dice_mean"]
     return metric_columns(structures)
@@ -395,7 +387,8 @@ def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- rendering
 
 
-def _cell(mean: float, half: float, digits: int = 3, pm: str = " ± ") -> str:
+def format_cell(mean: float, half: float, digits: int = 3, pm: str = " ± ") -> str:
+    """`mean ± half` at `digits` decimals, `mean` alone without an interval, `-` without a value."""
     if mean is None or pd.isna(mean):
         return "-"
     text = f"{mean:.{digits}f}"
@@ -406,7 +399,7 @@ def _delta(row: pd.Series, pm: str = " ± ") -> str:
     if pd.isna(row["delta_dice"]):
         return "-"
     sign = "+" if row["delta_dice"] >= 0 else ""
-    return sign + _cell(row["delta_dice"], row["delta_dice_ci"], pm=pm)
+    return sign + format_cell(row["delta_dice"], row["delta_dice_ci"], pm=pm)
 
 
 def _p(value: float) -> str:
@@ -417,7 +410,7 @@ def _p(value: float) -> str:
 
 def shown_columns(frame: pd.DataFrame) -> list[str]:
     """The metric columns a full table shows, in order: Dice per structure and mean, then `_SHOWN_AFTER_DICE` (AP's chance after AP)."""
-    labels = _board_metrics(frame)
+    labels = board_metrics(frame)
     dice = [c for c in labels if c.startswith("dice_")]
     after = [c for c in _SHOWN_AFTER_DICE if c in labels]
     return [*dice, *(c for m in after for c in ([m, "det_ap_chance"] if m == "det_ap" else [m]))]
@@ -425,7 +418,7 @@ def shown_columns(frame: pd.DataFrame) -> list[str]:
 
 #: digits of the numbers that are not fractions
 _DIGITS = {"hd95": 1, "ef_error": 1, "cost_rel": 2}
-#: the columns `_display` adds after the metrics when a table shows Dice mean
+#: the columns `display_frame` adds after the metrics when a table shows Dice mean
 DELTA_LABELS = ("ΔDice vs baseline", "p (paired t)", "p Holm", "MDD 80%")
 
 
@@ -435,13 +428,13 @@ def _rank(row: pd.Series) -> str:
     return "-" if pd.isna(row["rank"]) else str(int(row["rank"]))
 
 
-def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
+def display_frame(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
     """Strings for people: rank (`ref` for a reference), method, noise, seeds, the chosen metrics as mean ± half-width, gain over baseline.
 
     `det_ap_chance` among `columns` is AP's chance level (the prevalence), shown where the
     method has an AP; with `dice_mean` among them the DELTA_LABELS columns follow.
     """
-    labels = {**_board_metrics(frame), "det_ap_chance": "AP chance"}
+    labels = {**board_metrics(frame), "det_ap_chance": "AP chance"}
     rows = []
     for _, r in frame.iterrows():
         row = {
@@ -452,9 +445,9 @@ def _display(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.Da
         }
         for c in columns:
             half = math.nan if c == "det_ap_chance" else r[f"{c}_ci"]
-            row[labels[c]] = _cell(r[c], half, _DIGITS.get(c, 3), pm)
+            row[labels[c]] = format_cell(r[c], half, _DIGITS.get(c, 3), pm)
         if "dice_mean" in columns:
-            shown = (_delta(r, pm), _p(r["delta_p"]), _p(r["delta_p_holm"]), _cell(r["delta_mdd"], math.nan))
+            shown = (_delta(r, pm), _p(r["delta_p"]), _p(r["delta_p_holm"]), format_cell(r["delta_mdd"], math.nan))
             row.update(zip(DELTA_LABELS, shown, strict=True))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -475,8 +468,8 @@ def power_table(g: pd.DataFrame) -> pd.DataFrame:
                 "noise": str(noise),
                 "methods": str(len(methods)),
                 "paired seeds": str(first["spec_n"]) if first["spec_n"] else "-",
-                "paired sd": _cell(first["spec_sd"], math.nan, 4),
-                "MDD 80%": _cell(mdd, math.nan),
+                "paired sd": format_cell(first["spec_sd"], math.nan, 4),
+                "MDD 80%": format_cell(mdd, math.nan),
                 f"MDD <= {board_stats.MDD_TARGET:g}": met,
                 f"seeds for {board_stats.MDD_TARGET:g}": "-" if pd.isna(seeds) else str(int(seeds)),
                 "Holm-significant": f"{significant} of {int(methods['delta_p_holm'].notna().sum())}",
@@ -493,13 +486,14 @@ POWER_NOTE = (
 )
 
 
-def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def protocol_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per protocol name, version and hash of a board: the groups that are never pooled."""
     if frame.empty:
         raise BenchError("the board is empty: no records")
     return [(f"{name} v{version} (hash {h})", g) for (name, version, h), g in frame.groupby(GROUP, sort=False)]
 
 
-_NOTE = (
+TABLE_NOTE = (
     "mean ± 95% t-interval over seeds; Dice, HD95 and EF on the clean test labels; "
     "rank by mean Dice per noise spec (references: ref, not ranked)"
 )
@@ -507,11 +501,11 @@ _NOTE = (
 
 def _rich_tables(frame: pd.DataFrame) -> list[Table]:
     tables = []
-    dice = [c for c in _board_metrics(frame) if c.startswith("dice_")]
-    for title, g in _groups(frame):
+    dice = [c for c in board_metrics(frame) if c.startswith("dice_")]
+    for title, g in protocol_groups(frame):
         for part, columns in {"Dice": dice, **_CONSOLE_PARTS}.items():
-            shown = _display(g, columns, pm="±")  # compact: fits a 160-column terminal
-            table = Table(title=f"{title}: {part}", caption=_NOTE if part == "Dice" else None, title_justify="left")
+            shown = display_frame(g, columns, pm="±")  # compact: fits a 160-column terminal
+            table = Table(title=f"{title}: {part}", caption=TABLE_NOTE if part == "Dice" else None, title_justify="left")
             for col in shown.columns:
                 table.add_column(col, justify="left" if col in ("method", "noise") else "right", no_wrap=col in ("method", "noise"))
             for values in shown.itertuples(index=False):
@@ -529,9 +523,9 @@ def _markdown(frame: pd.DataFrame) -> str:
         out.append("|" + "|".join("---" if c in left else "---:" for c in shown.columns) + "|")
         return out + ["| " + " | ".join(esc(v) for v in values) + " |" for values in shown.itertuples(index=False)]
 
-    out = [f"<!-- generated by `bench leaderboard`; {_NOTE} -->", ""]
-    for title, g in _groups(frame):
-        out += [f"### {esc(title)}", "", *table(_display(g, shown_columns(frame)), ("method", "noise")), ""]
+    out = [f"<!-- generated by `bench leaderboard`; {TABLE_NOTE} -->", ""]
+    for title, g in protocol_groups(frame):
+        out += [f"### {esc(title)}", "", *table(display_frame(g, shown_columns(frame)), ("method", "noise")), ""]
         out += [f"Power per noise spec ({esc(POWER_NOTE)}):", "", *table(power_table(g), ("noise",)), ""]
     return "\n".join(out)
 
@@ -556,11 +550,11 @@ def latex_escape(text: str) -> str:
 
 
 def _latex(frame: pd.DataFrame) -> str:
-    out = [f"% generated by bench leaderboard; {_NOTE}; needs \\usepackage{{booktabs}}"]
-    for title, g in _groups(frame):
-        shown = _display(g, shown_columns(frame), pm=" \\pm ")
+    out = [f"% generated by bench leaderboard; {TABLE_NOTE}; needs \\usepackage{{booktabs}}"]
+    for title, g in protocol_groups(frame):
+        shown = display_frame(g, shown_columns(frame), pm=" \\pm ")
         header = [latex_escape(c).replace("Δ", "$\\Delta$") for c in shown.columns]
-        numeric = {*_board_metrics(frame).values(), "ΔDice vs baseline"}
+        numeric = {*board_metrics(frame).values(), "ΔDice vs baseline"}
         align = "".join("l" if c in ("method", "noise") else "r" for c in shown.columns)
         out += [f"% {latex_escape(title)}", f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
         for values in shown.itertuples(index=False):
