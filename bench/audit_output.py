@@ -86,9 +86,7 @@ def write_proposals(
             continue
         case = data.ids[i]
         if nnunet:
-            c = layout.case(case)
-            # the original label as stored (the adapter's reader, so values and orientation match its own)
-            original = module._read(c.label, layout.ending, "label")[0]
+            original = module.read_label(layout, case)  # as stored, read as the adapter reads it
             changed = nearest_exact(proposals[j] != given[i], original.shape)
             base = nearest_exact(given[i], original.shape) if injected else original
             label = np.where(changed, nearest_exact(proposals[j], original.shape), base)

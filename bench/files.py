@@ -135,7 +135,8 @@ class RunLock:
         except BaseException:
             os.close(fd)
             raise
-        stamp = f"bench run (pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%dT%H:%M:%S')}): {self.command}"
+        verb = " ".join(self.command.split()[:2])  # "bench run", "bench audit": who holds it, as the holder was started
+        stamp = f"{verb} (pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%dT%H:%M:%S')}): {self.command}"
         os.ftruncate(fd, 0)
         os.pwrite(fd, stamp.encode(), 0)
         self._fd = fd

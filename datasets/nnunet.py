@@ -585,6 +585,13 @@ def _encode(case: Case, ending: str, lab: np.ndarray) -> bytes:
         return path.read_bytes()
 
 
+def read_label(root: str | Path | Layout, case: str) -> np.ndarray:
+    """Case `case`'s label as stored, (H, W) at its original size, read as the adapter reads it (same values and
+    orientation); `root`: the dataset folder or its `scan`. For writing a proposal back beside it (`write_label`)."""
+    layout = root if isinstance(root, Layout) else scan(root)
+    return _read(layout.case(case).label, layout.ending, "label")[0]
+
+
 def write_label(root: str | Path | Layout, case: str, label: np.ndarray, out: str | Path) -> Path:
     """Write `label` as case `case`'s label in its own format and geometry at `out/<case><ending>`; returns the path.
 

@@ -1,10 +1,11 @@
 """Atomic writing: whole new content or the old file, world-readable, no temporary file left either way."""
 
+import os
 import stat
 
 import pytest
 
-from bench.files import atomic_writer, write_text_atomic
+from bench.files import RunLock, atomic_writer, write_text_atomic
 
 
 def test_text_replaces_the_file_whole_with_mode_0644_and_creates_folders(tmp_path):
@@ -25,3 +26,10 @@ def test_a_failing_writer_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("half-way")
     assert path.read_bytes() == b"old bytes"
     assert [p.name for p in tmp_path.iterdir()] == ["cache.npz"]
+
+
+def test_a_lock_names_the_command_that_holds_it(tmp_path):
+    with RunLock(tmp_path, "bench audit echo-phantom --out x"):
+        stamp = (tmp_path / RunLock.NAME).read_text()
+    assert stamp.startswith(f"bench audit (pid {os.getpid()} on ") and stamp.endswith("): bench audit echo-phantom --out x")
+    assert (tmp_path / RunLock.NAME).read_text() == ""  # released and emptied on exit

@@ -482,3 +482,10 @@ def test_writer_bad_input_writes_nothing(trees, tmp_path):
         assert fragment in str(info.value) and "\n" not in str(info.value)
     assert not out.exists() and (root / "labelsTr" / "patient01_a.mha").read_bytes() == before
     assert sorted(p.name for p in (root / "labelsTr").iterdir()) == sorted([f"{c}.mha" for c in CASES] + ["README.txt"])
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_read_label_gives_the_stored_label_at_its_own_size(trees, ending):
+    module = plugin_module("datasets", "nnunet")
+    for case in CASES:  # independent truth: the arrays the fixture writers stored
+        assert np.array_equal(module.read_label(trees[ending], case), picture(case)[1])
