@@ -210,7 +210,7 @@ def test_a_board_made_from_other_data_is_caught(real_record, tmp_path, capsys):
 def test_a_dataset_that_needs_files_is_noted_as_unchecked_without_a_data_root(real_record, tmp_path, capsys):
     from bench.protocols import protocols
 
-    camus = protocols.get("camus-cpu-v1")
+    camus = protocols.get("camus-cpu-v1@v1")  # generation 1, the recipe of the real tiny record
     record = copy.deepcopy(real_record)
     record["protocol"] = {"name": camus.name, "version": camus.version, "hash": camus.hash}
     record["dataset"]["name"] = "camus"
