@@ -65,3 +65,19 @@ def test_the_study_grid():
     assert {parse_noise(s).level for s in grid[1:]} == {0.1, 0.25, 0.5, 0.75, 0.9}
     quick = bench.protocols.get("phantom-quick").noise_grid
     assert {parse_noise(s).level for s in quick[1:]} == {0.25, 0.5, 0.75}
+
+
+def test_camus_quick_is_phantom_quick_v2_but_for_the_data():
+    quick, twin = bench.protocols.get("phantom-quick@v2"), bench.protocols.get("camus-quick")
+    assert twin.dataset == "camus" and quick.dataset == "echo-phantom"
+    assert dataclasses.replace(twin, name=quick.name, dataset=quick.dataset, description=quick.description) == quick
+
+
+@pytest.mark.parametrize(("name", "old"), [("camus-v1", 1), ("camus-cpu-v1", 1), ("phantom-v1", 1), ("phantom-v2", 2)])
+def test_a_paper_scale_protocol_s_next_version_changes_only_the_training(name, old):
+    before, after = bench.protocols.get(f"{name}@v{old}"), bench.protocols.get(name)
+    assert after.version == old + 1
+    changed = {f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)}
+    assert changed == {"version", "description", "recipes", "lr_schedule", "augment", "channels_last", "seeds"}
+    assert (after.recipes, after.lr_schedule, after.augment, after.channels_last) == (2, "poly", "light", True)
+    assert after.seeds == (0, 1, 2, 3, 4) and after.epochs == before.epochs and after.image_size == before.image_size
