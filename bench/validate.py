@@ -147,6 +147,7 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
     groups: dict[tuple[Any, ...], list[Path]] = {}
     fingerprints: dict[tuple[Any, ...], tuple[str, Path]] = {}
     packages: list[object] = []  # each record's provenance.packages, compared with the lock in the notes
+    devices: dict[tuple[Any, Any], tuple[Any, Path]] = {}  # (protocol, version) -> (device kind, first file)
     for file in files:
         try:
             data = json.loads(file.read_text())
@@ -163,6 +164,15 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
         record = found.records[file] = Record.from_dict(data, str(file))
         packages.append(record.provenance.get("packages"))
         found.problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
+        kind = (record.provenance.get("device") or {}).get("kind")
+        board = (record.protocol.get("name"), record.protocol.get("version"))
+        first_kind, first_file = devices.setdefault(board, (kind, file))
+        if kind != first_kind:  # metrics are reproducible per device kind, and a board pairs its methods by seed
+            problem = (
+                f"made on {kind}, but {first_file} of the same protocol version on {first_kind}: a board holds records of one "
+                "device kind; keep these under another folder"
+            )
+            found.problems.append((file, problem))
         fingerprint = record.dataset.get("fingerprint")
         if fingerprint is not None:
             p = record.protocol

@@ -160,6 +160,18 @@ def test_duplicates_are_caught(real_record, tmp_path, capsys):
     assert {line.split(": ")[0], line.split("duplicate of ")[1].split(" (")[0]} == {str(first), str(copy_path)}
 
 
+def test_a_board_holds_records_of_one_device_kind(real_record, tmp_path, capsys):
+    _clean_set(tmp_path, real_record)
+    gpu = copy.deepcopy(real_record)
+    gpu["seed"] = 2
+    gpu["provenance"]["device"] = {**gpu["provenance"]["device"], "kind": "cuda", "gpu": "NVIDIA H200"}
+    bad = _write(tmp_path, gpu)
+    rc, problems = _validate(capsys, tmp_path)
+    assert rc == 1
+    (line,) = problems
+    assert line.startswith(f"{bad}: made on cuda, but ") and "of the same protocol version on cpu: a board holds records of one" in line
+
+
 def test_a_different_dataset_fingerprint_is_caught(real_record, tmp_path, capsys):
     _clean_set(tmp_path, real_record)
     other = copy.deepcopy(real_record)
