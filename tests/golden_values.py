@@ -12,7 +12,7 @@ What is pinned:
 - `trial/<recipe>/<noise>/...`: every number of the record's `metrics` and `per_sample`
   sections of trials on `tiny`, seed 0, one torch thread;
 - `trial2/<recipe>/<noise>/...`: the same for every recipe of the v2 boards on `tiny` trained as
-  they are (`TINY_V2`: recipe generation 2, poly learning rate, light augmentation, channels-last).
+  they are (`tiny_v2()`: recipe generation 2, poly learning rate, light augmentation, channels-last).
 
 Kernels: numpy, torch, oneDNN and MKL pick SIMD code paths by CPU (AVX-512 and AVX2 give
 other last bits through transcendental functions and convolution blocking), so this script
@@ -67,7 +67,7 @@ TRIALS = (
     ("oracle-refurb", "omission:0.5"),
     ("confident-refurb", "omission:0.5"),
 )  # fmt: skip
-#: recipes pinned at systematic:0.5 on `TINY_V2`: every recipe the phantom-quick v2 board runs (those that need trusted
+#: recipes pinned at systematic:0.5 on `tiny_v2()`: every recipe the phantom-quick v2 board runs (those that need trusted
 #: samples run on phantom-quick-trusted6 and are checked by tests/test_recipes_contract.py)
 TRIALS_V2 = (
     "baseline", "loss-refurb", "loss-discard", "vog-refurb", "vog-discard", "forgetting-refurb", "confident-refurb",
