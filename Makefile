@@ -43,9 +43,10 @@ lock: $(LOCK_VENV)/bin/pip-compile
 demo: install
 	$(BIN)/bench run --protocol phantom-quick --method baseline,loss-refurb --noise systematic:0.5 --seeds 1 --out results/demo
 
-## the test suite (what CI runs), then the linter
+## the test suite (what CI runs), then the linter. One pytest-xdist worker per core (at most 4); a test file
+## stays on one worker (--dist loadfile), so a module's expensive fixture is built once and Ray starts once.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 	$(BIN)/ruff check .
 
 ## speed benchmarks (ratios against baselines measured in the same run)

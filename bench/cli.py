@@ -387,7 +387,7 @@ def cmd_noise(args: argparse.Namespace, console: Console) -> int:
     )
     figure = compare_figure(train.images[rows], train.labels[rows], noisy.labels[rows], caption, notes, label_set=train.label_set)
     save_png(figure, args.out)
-    console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
+    console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -444,7 +444,7 @@ def cmd_data(args: argparse.Namespace, console: Console) -> int:
     named = " ".join([args.name, *args.option])
     caption = f"{named} at {args.size}px ({data.fingerprint}): {len(rows)} of {len(data)} images"
     save_png(grid_figure(data.images[rows], data.labels[rows], caption, notes, label_set=data.label_set), args.out)
-    console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False)
+    console.print(f"wrote {args.out}: {caption}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
