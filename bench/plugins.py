@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.errors import BenchError
-from bench.registry import add_loader
+from bench.registry import add_loader, taken_back_on_error
 
 ENTRY_POINT_GROUP = "echo_noise_bench.plugins"
 PLUGIN_FOLDERS = ("datasets", "methods")
@@ -72,9 +72,10 @@ def _plugin_names(directory: Path) -> list[str]:
 
 
 def _import(name: str) -> ModuleType:
-    """Import plugin module `name`; if that fails, drop it and every submodule it loaded, so no half-run module stays."""
+    """Import plugin module `name`; if that fails, drop it, every submodule it loaded and every name it registered."""
     try:
-        return importlib.import_module(name)
+        with taken_back_on_error():
+            return importlib.import_module(name)
     except BaseException:
         for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[loaded]
@@ -103,7 +104,8 @@ def load_plugins() -> None:
             for folder, directory in sorted(plugin_dirs().items()):
                 _load_folder(folder, directory)
             for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-                ep.load()
+                with taken_back_on_error():
+                    ep.load()
             _state["loaded"] = True
         finally:
             _state["loading"] = False

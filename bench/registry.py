@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from bench.errors import BenchError
@@ -26,6 +27,7 @@ class Registry(Generic[T]):
         self.plural = plural or kind + "s"
         self._items: dict[str, T] = {}
         self._origin: dict[str, str] = {}
+        _registries.append(self)
 
     def register(self, name: str, obj: T | None = None, *, origin: str = "") -> Callable[[T], T] | T:
         """Register `obj` under `name`; without `obj`, return a decorator."""
@@ -81,6 +83,28 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self.names())
+
+
+#: every registry made, so that `taken_back_on_error` can undo a failed import's registrations in all of them
+_registries: list[Registry] = []
+
+
+@contextmanager
+def taken_back_on_error() -> Iterator[None]:
+    """If the block raises, every name it registered (in any registry) is taken back before the error goes on.
+
+    A plugin that fails halfway through its import must not leave half its components behind: a lookup would find
+    them, and importing the fixed plugin again would be refused as registering taken names.
+    """
+    before = {registry: set(registry._items) for registry in _registries}
+    try:
+        yield
+    except BaseException:
+        for registry in _registries:  # a registry made inside the block had nothing before it
+            for name in set(registry._items) - before.get(registry, set()):
+                del registry._items[name]
+                registry._origin.pop(name, None)
+        raise
 
 
 #: called before every lookup to fill the registries; `bench.plugins` installs its loader here on import, so this

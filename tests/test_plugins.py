@@ -68,6 +68,26 @@ def test_a_failing_plugin_leaves_no_module_behind_and_loads_once_fixed(folder, b
     assert pkg.ANSWER == 42 and single.VALUE == 1
 
 
+@pytest.mark.parametrize("broken", ["pkg/__init__.py", "pkg/part.py", "single.py"])
+def test_a_failing_plugin_takes_back_what_it_registered(folder, broken):
+    """Names registered before the error are gone (no lookup finds them), so the fixed plugin registers them again."""
+    files = {
+        "_probes.py": "from bench.registry import Registry\nPROBES = Registry('probe')\n",
+        "single.py": "from ._probes import PROBES\nPROBES.register('single', 1)\n",
+        "pkg/__init__.py": "from .._probes import PROBES\nPROBES.register('pkg', 2)\nfrom . import part\n",
+        "pkg/part.py": "from .._probes import PROBES\nPROBES.register('part', 3)\n",
+    }
+    write(folder, {**files, broken: files[broken] + "raise RuntimeError('broken plugin')\n"})
+    with pytest.raises(RuntimeError, match="broken plugin"):
+        _load_folder(FOLDER, folder)
+    probes = sys.modules[f"{PREFIX}._probes"].PROBES
+    # plugins load in name order: `pkg` (with its `part`) before `single`; a failure in either takes back only its own
+    assert probes.names() == ([] if broken.startswith("pkg/") else ["part", "pkg"])
+    write(folder, {broken: files[broken]})
+    _load_folder(FOLDER, folder)
+    assert probes.names() == ["part", "pkg", "single"]
+
+
 def test_a_file_and_a_package_of_one_name_are_refused(folder):
     write(folder, {"twin.py": "", "twin/__init__.py": ""})
     with pytest.raises(BenchError, match=r"both twin.py and twin/"):
