@@ -29,7 +29,6 @@ import pandas as pd
 from scipy import stats
 
 from bench.leaderboard import BASELINE, board, load_records, mean_interval
-from bench.noise import parse_noise
 from bench.record import Record
 
 
@@ -46,27 +45,20 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _spec_order(specs: Iterable[str]) -> list[str]:
-    """`none` first, then by noise type and level."""
-
-    def key(spec: str) -> tuple[int, str, float]:
-        if spec == "none":
-            return (0, "", 0.0)
-        parsed = parse_noise(spec)
-        return (1, parsed.type, parsed.level)
-
-    return sorted(set(specs), key=key)
+def _specs(frame: pd.DataFrame) -> list[str]:
+    """The frame's noise specs in the board's order (`board` sorts them: `none` first, then type and level)."""
+    return list(dict.fromkeys(frame["noise"]))
 
 
-def noise_cost(records: list[Record]) -> str:
-    """Table 1: baseline's mean Dice at each spec minus its clean run's, paired by seed."""
+def noise_cost(records: list[Record], specs: Iterable[str]) -> str:
+    """Table 1: baseline's mean Dice at each spec (of `specs`, in their order) minus its clean run's, paired by seed."""
     dice: dict[str, dict[int, float]] = {}
     for r in records:
         if r.method["name"] == BASELINE and r.status == "ok":
             dice.setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
     clean = dice.get("none", {})
     rows = []
-    for spec in _spec_order(dice):
+    for spec in [s for s in specs if s in dice]:
         if spec == "none":
             mean, half, n = mean_interval(list(clean.values()))
             rows.append([spec, str(n), _ci(mean, half), "-", "-"])
@@ -111,7 +103,7 @@ def detection(frame: pd.DataFrame) -> str:
 def corrected(frame: pd.DataFrame) -> str:
     """Table 3: per spec, the methods whose Holm-adjusted paired p is <= 0.05, better and worse than baseline."""
     rows = []
-    for spec in _spec_order(frame["noise"]):
+    for spec in _specs(frame):
         g = frame[(frame["noise"] == spec) & (frame["method"] != BASELINE) & ~frame["reference"]]
         tested = g[g["delta_p_holm"].notna()]
         hits = tested[tested["delta_holm_reject"]]
@@ -130,7 +122,7 @@ def refurbishment(frame: pd.DataFrame) -> str:
     parts = ["paired difference in mean Dice to baseline ± 95% interval (n paired seeds); labels: mean label Dice of the truly "
              "corrupted samples a method refurbished, before -> after"]  # fmt: skip
     for kind, t in refurb.groupby("noise_type"):
-        specs = _spec_order(t["noise"])
+        specs = _specs(t)
         rows = []
         for method, g in t.groupby("method"):
             cells = []
@@ -156,7 +148,7 @@ def main(argv: list[str]) -> None:
     frame = board(records)
     out = [
         f"{len(records)} records of {args.protocol}.",
-        "### 1. What the noise costs `baseline`\n\n" + noise_cost(records),
+        "### 1. What the noise costs `baseline`\n\n" + noise_cost(records, _specs(frame)),
         "### 2. Detection by error type\n\n" + detection(frame),
         "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame),
         "### 4. Refurbishment\n\n" + refurbishment(frame),
