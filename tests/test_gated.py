@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from hand_trials import FixedLogits, hand_trial
+from hand_trials import FixedLogits, block_label, hand_trial
 
 import bench
 from bench.labelmaps import topology
@@ -34,14 +34,6 @@ def test_gate_hand_computed():
     probs[0, :, 1, 1] = torch.tensor([0.91, 0.03, 0.03, 0.03])  # label 3, class 0 at 0.91: becomes 0
     assert GATED.gate(labels, probs, 0.9).tolist() == [[[1, 1], [2, 0]]]
     assert GATED.gate(labels, probs, 0.96).tolist() == [[[0, 1], [2, 3]]]  # nothing clears 0.96 but a pixel's own label
-
-
-def block_label(h: int = 24, w: int = 24) -> np.ndarray:
-    lab = np.zeros((h, w), np.uint8)
-    lab[4:16, 6:18] = 2
-    lab[6:14, 8:16] = 1
-    lab[16:22, 8:16] = 3
-    return lab
 
 
 def test_only_pixels_above_the_threshold_change_and_unflagged_samples_are_untouched():

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hand_trials import FixedLogits, hand_trial
+from hand_trials import FixedLogits, block_label, hand_trial
 
 import bench
 from bench.labelmaps import topology
@@ -57,14 +57,6 @@ def test_one_dissenting_vote_in_fifteen_is_already_above_the_papers_epsilon():
     p = np.array([14 / 15, 1 / 15])
     assert math.isclose(float(u), -(p * np.log(p)).sum() / math.log(4), rel_tol=1e-12)
     assert 0.17 < float(u) < 0.18 and float(u) > 0.05
-
-
-def block_label(h: int = 24, w: int = 24) -> np.ndarray:
-    lab = np.zeros((h, w), np.uint8)
-    lab[4:16, 6:18] = 2
-    lab[6:14, 8:16] = 1
-    lab[16:22, 8:16] = 3
-    return lab
 
 
 def test_consistent_pixels_take_the_majority_inconsistent_ones_and_unflagged_samples_stay():

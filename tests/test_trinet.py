@@ -4,9 +4,9 @@ import copy
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 import torch
+from hand_trials import batch_of, random_block_trial
 
 import bench
 from bench.plugins import plugin_module
@@ -14,30 +14,9 @@ from bench.plugins import plugin_module
 TRINET = plugin_module("methods", "trinet")
 
 
-def make_trial(n: int = 6, size: int = 32, seed: int = 0, protocol=None) -> bench.Trial:
-    """A hand-made trial: random images, random blocky labels (all four classes)."""
-    protocol = protocol or dataclasses.replace(bench.protocols.get("tiny"), image_size=size)
-    g = torch.Generator().manual_seed(321)
-    images = torch.rand(n, 1, size, size, generator=g)
-    labels = torch.randint(0, 4, (n, size // 8, size // 8), generator=g).repeat_interleave(8, 1).repeat_interleave(8, 2)
-    inputs = bench.TrialInputs(
-        protocol=protocol,
-        seed=seed,
-        images=images,
-        given=labels.numpy().astype(np.uint8),
-        ids=tuple(f"s{i}" for i in range(n)),
-        info=None,
-        label_set=bench.CAMUS_LABELS,
-        device=torch.device("cpu"),
-    )
-    return bench.Trial(inputs, labels.clone(), torch.ones(n), torch.Generator().manual_seed(seed))
-
-
-def batch_of(trial: bench.Trial, w: torch.Tensor | None = None, y: torch.Tensor | None = None) -> bench.Batch:
-    """The whole trial as one batch (optionally other weights or labels)."""
-    return bench.Batch(
-        torch.arange(trial.n), trial.images, trial.label_tensor() if y is None else y, torch.ones(trial.n) if w is None else w
-    )
+def make_trial(n: int = 6, size: int = 32, seed: int = 0, protocol: bench.Protocol | None = None) -> bench.Trial:
+    """A random blocky trial of its own data (generator seed 321)."""
+    return random_block_trial(n, size, seed, protocol, data_seed=321)
 
 
 def no_lr(**changes) -> bench.Protocol:
