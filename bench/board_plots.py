@@ -19,6 +19,7 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
@@ -55,6 +56,8 @@ WIDTH = 13.0
 LEVEL = "noise level (fraction of training samples corrupted; 0 = clean)"
 #: colours of the methods in sorted-name order (matplotlib's tab10, then tab20's light halves)
 COLOURS = [*plt.get_cmap("tab10").colors, *plt.get_cmap("tab20").colors[1::2]]
+#: markers, one per round of the colours: methods 21 and on repeat a colour with another marker
+MARKERS = ("o", "s", "^", "D", "v")
 
 
 @contextmanager
@@ -63,9 +66,19 @@ def _style() -> Iterator[None]:
         yield
 
 
-def colours(methods: list[str]) -> dict[str, Any]:
-    """A fixed colour per method name: the order of the sorted names, so one method has one colour in every figure of a board."""
-    return {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(sorted(methods))}
+@dataclass(frozen=True)
+class Look:
+    """How one method is drawn in every figure of a board."""
+
+    colour: Any
+    marker: str
+
+
+def looks(methods: list[str]) -> dict[str, Look]:
+    """A look per method name, by the order of the sorted names: no two methods of a board look alike (while there are fewer
+    than len(COLOURS) x len(MARKERS)), and one method looks the same in every figure."""
+    n = len(COLOURS)
+    return {m: Look(COLOURS[i % n], MARKERS[(i // n) % len(MARKERS)]) for i, m in enumerate(sorted(methods))}
 
 
 def families(g: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -93,13 +106,13 @@ def to_svg(fig: Figure, name: str) -> str:
     return text.replace("<svg ", f'<svg class="plot" role="img" aria-label="{name}" ', 1).strip() + "\n"
 
 
-def _legend(fig: Figure, methods: list[str], colour: dict[str, Any], references: set[str]) -> None:
+def _legend(fig: Figure, methods: list[str], look: dict[str, Look], references: set[str]) -> None:
     handles = [
         plt.Line2D(
             [],
             [],
-            color=colour[m],
-            marker="o",
+            color=look[m].colour,
+            marker=look[m].marker,
             linestyle="--" if m in references else "-",
             label=m + (" (ref.)" if m in references else ""),
         )
@@ -122,7 +135,7 @@ def _line(
     rows: pd.DataFrame,
     col: str,
     ci: str | None,
-    colour: Any,
+    look: Look,
     reference: bool,
     dx: float,
     bounds: tuple[float, float] | None = None,
@@ -135,14 +148,14 @@ def _line(
     y = rows[col].to_numpy(float)
     err = None if ci is None else _whiskers(y, rows[ci].to_numpy(float), bounds)
     ax.errorbar(
-        x, y, yerr=err, color=colour, marker="o", capsize=2, elinewidth=0.9,
-        linestyle="--" if reference else "-", markerfacecolor="white" if reference else colour,
+        x, y, yerr=err, color=look.colour, marker=look.marker, capsize=2, elinewidth=0.9,
+        linestyle="--" if reference else "-", markerfacecolor="white" if reference else look.colour,
     )  # fmt: skip
 
 
-def _methods(shown: pd.DataFrame, g: pd.DataFrame) -> tuple[list[str], dict[str, Any], set[str]]:
-    """The methods a figure draws (`shown`'s), the colours of all of group `g`'s (one colour per method on a page), the references."""
-    return sorted(shown["method"].unique()), colours(list(g["method"].unique())), set(g.loc[g["reference"], "method"])
+def _methods(shown: pd.DataFrame, g: pd.DataFrame) -> tuple[list[str], dict[str, Look], set[str]]:
+    """The methods a figure draws (`shown`'s), the looks of all of group `g`'s (one look per method on a page), the references."""
+    return sorted(shown["method"].unique()), looks(list(g["method"].unique())), set(g.loc[g["reference"], "method"])
 
 
 def delta_figure(g: pd.DataFrame, name: str = "delta") -> str | None:
@@ -156,14 +169,14 @@ def delta_figure(g: pd.DataFrame, name: str = "delta") -> str | None:
     shown = g[(g["method"] != "baseline") & g["delta_dice"].notna()]
     if not fams or shown.empty:
         return None
-    methods, colour, refs = _methods(shown, g)
+    methods, look, refs = _methods(shown, g)
     with _style():
         fig, axes = plt.subplots(1, len(fams), figsize=(WIDTH, 3.1), layout="constrained", squeeze=False)
         for ax, (title, rows) in zip(axes[0], fams, strict=True):
             step = 0.012 * max(rows["noise_level"].max(), 0.1)
             for i, m in enumerate(methods):
                 _line(
-                    ax, rows[rows["method"] == m], "delta_dice", "delta_dice_ci", colour[m], m in refs, (i - (len(methods) - 1) / 2) * step
+                    ax, rows[rows["method"] == m], "delta_dice", "delta_dice_ci", look[m], m in refs, (i - (len(methods) - 1) / 2) * step
                 )
             ax.axhline(0, color="black", linewidth=0.8)
             means = rows.loc[rows["method"] != "baseline", "delta_dice"].abs()
@@ -176,7 +189,7 @@ def delta_figure(g: pd.DataFrame, name: str = "delta") -> str | None:
             ax.set_title(title)
             ax.set_xlabel("noise level")
         axes[0][0].set_ylabel("Δ mean Dice vs baseline")
-        _legend(fig, methods, colour, refs)
+        _legend(fig, methods, look, refs)
         return to_svg(fig, name)
 
 
@@ -190,7 +203,7 @@ def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
     rows_with = g[g["det_auroc"].notna() | g["det_ap"].notna()]
     if not fams or rows_with.empty:
         return None
-    methods, colour, refs = _methods(rows_with, g)
+    methods, look, refs = _methods(rows_with, g)
     panels = (("det_auroc", "detection AUROC"), ("det_ap", "detection AP"), ("det_p_at_budget", "precision at review budget"))
     with _style():
         fig, axes = plt.subplots(len(panels), len(fams), figsize=(WIDTH, 7.2), layout="constrained", squeeze=False, sharex="col")
@@ -202,7 +215,7 @@ def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
                 ax = axes[i][j]
                 for k, m in enumerate(methods):
                     dx = (k - (len(methods) - 1) / 2) * 0.006
-                    _line(ax, rows[rows["method"] == m], col, f"{col}_ci", colour[m], m in refs, dx, (0.0, 1.0))
+                    _line(ax, rows[rows["method"] == m], col, f"{col}_ci", look[m], m in refs, dx, (0.0, 1.0))
                 chance = np.full(len(levels), 0.5) if col == "det_auroc" else prevalence
                 ax.plot(levels, chance, color="black", linestyle=":", linewidth=1.1, marker="")
                 ax.set_ylim(-0.03, 1.03)
@@ -213,7 +226,7 @@ def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
                 if i == len(panels) - 1:
                     ax.set_xlabel("noise level")
         handles = [plt.Line2D([], [], color="black", linestyle=":", label="chance")]
-        _legend(fig, methods, colour, refs)
+        _legend(fig, methods, look, refs)
         fig.legend(handles=handles, loc="outside right lower", frameon=False)
         return to_svg(fig, name)
 
@@ -229,7 +242,7 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
     fams = [(t, r) for t, r in fams if len(r)]
     if not fams:
         return None
-    methods, colour, refs = _methods(pd.concat([r for _, r in fams]), g)
+    methods, look, refs = _methods(pd.concat([r for _, r in fams]), g)
     with _style():
         fig, axes = plt.subplots(1, len(fams), figsize=(WIDTH, 3.1), layout="constrained", squeeze=False)
         for ax, (title, rows) in zip(axes[0], fams, strict=True):
@@ -239,11 +252,12 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
                     continue
                 x = mine["noise_level"].to_numpy(float) + (k - (len(methods) - 1) / 2) * 0.015
                 before, after = mine["refurb_before"].to_numpy(float), mine["refurb_after"].to_numpy(float)
-                ax.vlines(x, before, after, color=colour[m], linewidth=1.0)
-                ax.plot(x, before, linestyle="", marker="o", markerfacecolor="white", color=colour[m])
+                c, marker = look[m].colour, look[m].marker
+                ax.vlines(x, before, after, color=c, linewidth=1.0)
+                ax.plot(x, before, linestyle="", marker=marker, markerfacecolor="white", color=c)
                 ax.errorbar(
-                    x, after, yerr=_whiskers(after, mine["refurb_after_ci"].to_numpy(float), (0.0, 1.0)), linestyle="", marker="o",
-                    color=colour[m], capsize=2, elinewidth=0.8, markerfacecolor="white" if m in refs else colour[m],
+                    x, after, yerr=_whiskers(after, mine["refurb_after_ci"].to_numpy(float), (0.0, 1.0)), linestyle="", marker=marker,
+                    color=c, capsize=2, elinewidth=0.8, markerfacecolor="white" if m in refs else c,
                 )  # fmt: skip
             ax.set_title(title)
             ax.set_xlabel("noise level")
@@ -252,7 +266,7 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
             plt.Line2D([], [], color="#555555", marker="o", markerfacecolor="white", linestyle="", label="before"),
             plt.Line2D([], [], color="#555555", marker="o", linestyle="", label="after"),
         ]
-        _legend(fig, methods, colour, refs)
+        _legend(fig, methods, look, refs)
         fig.legend(handles=handles, loc="outside right lower", frameon=False)
         return to_svg(fig, name)
 
@@ -265,7 +279,7 @@ def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
     rows = g[g["cost_rel"].notna()]
     if rows.empty:
         return None
-    methods, colour, refs = _methods(rows, g)
+    methods, look, refs = _methods(rows, g)
     with _style():
         fig, ax = plt.subplots(figsize=(WIDTH / 2, 4.0), layout="constrained")
         for m in methods:
@@ -276,12 +290,12 @@ def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
             x, y = mine["cost_rel"].mean(), delta.mean()
             ax.errorbar(
                 x, y, xerr=mine["cost_rel"].std(ddof=1) if len(mine) > 1 else 0.0, yerr=delta.std(ddof=1) if len(delta) > 1 else 0.0,
-                color=colour[m], marker="o", markersize=6, elinewidth=0.7, capsize=2,
-                markerfacecolor="white" if m in refs else colour[m],
+                color=look[m].colour, marker=look[m].marker, markersize=6, elinewidth=0.7, capsize=2,
+                markerfacecolor="white" if m in refs else look[m].colour,
             )  # fmt: skip
-            ax.annotate(m, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=7.5, color=colour[m])
+            ax.annotate(m, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=7.5, color=look[m].colour)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xlabel("wall time / baseline's (mean over noise specs)")
+        ax.set_xlabel("cost / baseline's (mean over noise specs)")
         ax.set_ylabel("Δ mean Dice vs baseline (mean over specs)")
         ax.set_title("cost against accuracy")
         return to_svg(fig, name)
@@ -298,8 +312,8 @@ def figures(g: pd.DataFrame, prefix: str) -> list[tuple[str, str, bool]]:
         "the review budget: the prevalence of corrupted samples).",
         refurbishment_figure: "Label Dice of the truly corrupted training samples each method refurbished: before (hollow) and after "
         "(filled, ± 95% t-interval) refurbishment, against noise level; up = labels improved.",
-        cost_figure: "Cost against accuracy: wall time over baseline's and difference in mean Dice, each averaged over the noise specs "
-        "(whiskers: sd over specs).",
+        cost_figure: "Cost against accuracy: cost over baseline's (a CPU trial's CPU seconds where its record has them, else wall "
+        "time) and difference in mean Dice, each averaged over the noise specs (whiskers: sd over specs).",
     }
     for draw, caption in captions.items():
         svg = draw(g, f"{prefix}-{draw.__name__.removesuffix('_figure')}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import board_plots
 from bench.board_html import find_boards, index_page
 from bench.cli import main
 from bench.leaderboard import board, load_records, render
@@ -95,6 +96,15 @@ def test_the_index_lists_every_board_with_links_that_resolve(tmp_path):
 def test_the_committed_index_regenerates_byte_for_byte():
     assert (ROOT / "index.html").read_text() == index_page(ROOT, ROOT / "index.html")
     assert 'href="phantom-quick/v1/board.html"' in (ROOT / "index.html").read_text()
+
+
+def test_no_two_methods_of_a_board_are_drawn_alike_and_each_keeps_its_look():
+    """A full board has more methods than colours: colour and marker together tell every one apart, by name, not by order."""
+    names = [f"method-{i:02d}" for i in range(len(board_plots.COLOURS) * 2 + 5)]
+    look = board_plots.looks(names)
+    assert len({(v.colour, v.marker) for v in look.values()}) == len(names)
+    assert look == board_plots.looks(names[::-1])
+    assert board_plots.looks(names[:3]) == {n: look[n] for n in names[:3]}  # a board's first methods keep their look
 
 
 # ---------------------------------------------------------------- rendered in headless Chromium
