@@ -55,3 +55,18 @@ def test_the_best_detector_per_error_type_has_the_highest_mean_auroc(records):
         bold = [m.strip("`") for m, cells in rows.items() if cells[column].startswith("**")]
         assert bold == [max(mean, key=mean.get)]
         assert rows[f"`{bold[0]}`"][column].startswith(f"**{mean[bold[0]]:.2f}**")
+
+
+def test_failed_trainings_count_the_raw_records_with_a_structure_below_half_overlap(records):
+    specs = ["none", "omission:0.25", "omission:0.75"]
+    text = board_findings.failures(records, specs)
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["method", "omission:0.75"]  # only specs where some trial failed
+    assert "no trial failed at none, omission:0.25" in text
+    rows = _rows(text[text.index("| method") :])
+    for method in ("baseline", "coteaching", "loss-refurb", "oracle-refurb", "vog-refurb", "confident-refurb"):
+        raw = _raw(method, "omission-0.75").values()
+        lost = sum(min(v for k, v in r["metrics"]["dice"].items() if k != "mean") < 0.5 for r in raw)
+        assert rows[f"`{method}`"] == [f"{lost}/{len(raw)}"]
+    assert rows["`vog-refurb`"] == ["1/2"]  # seed 0 lost most of the myocardium (Dice 0.25)
+    assert rows["`confident-refurb`"] == ["0/2"]
