@@ -173,12 +173,17 @@ def run_trial(
     on_epoch: Callable[[int, float], None] | None = None,
     data_root: str | Path | None = None,
     device: str = "cpu",
+    noise_seed: int | None = None,
 ) -> Record:
     """Run one trial and return its record (status 'ok'); bad names or specs raise BenchError.
 
     `data_root` is where a dataset that reads files (CAMUS) finds them; it is not part of the
     trial's identity: the dataset fingerprint in the record is. `device` is 'cpu' or 'cuda'
     (the GPU Ray assigned); metrics are reproducible per device kind and thread count.
+    `noise_seed` draws the noisy labels (and trusted patients) with another seed than the
+    training's (initial weights, data order, augmentation), for a study that separates the two
+    sources of a seed's variance; the record then says so in `noise.seed`. `bench run` and
+    every board use one seed for both.
     """
     started, started_cpu = time.perf_counter(), time.process_time()
     where = trial_device(device)
@@ -189,8 +194,9 @@ def run_trial(
     seed_everything(seed)
     parts = protocol_data(proto, data_root)
     train, test = parts["train"], parts["test"]
-    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, seed, info=train.info, label_set=train.label_set)
-    trusted = trusted_mask(train.info, proto.trusted_patients, seed)
+    drawn = seed if noise_seed is None else noise_seed
+    noisy = apply_noise(spec, train.labels, train.spacing, train.ids, drawn, info=train.info, label_set=train.label_set)
+    trusted = trusted_mask(train.info, proto.trusted_patients, drawn)
     noisy = with_trusted(noisy, train.labels, trusted)
 
     trial = initial_trial(proto, seed, train, noisy, recipe, where, trusted)
@@ -220,7 +226,7 @@ def run_trial(
             **({"n_trusted": int(trusted.sum())} if trusted.any() else {}),
         },
         method=method_section(recipe),
-        noise=noise_section(spec, int(noisy.corrupted.sum()), noisy.mean_label_dice),
+        noise=noise_section(spec, int(noisy.corrupted.sum()), noisy.mean_label_dice) | ({} if drawn == seed else {"seed": drawn}),
         seed=seed,
         metrics={
             "dice": seg["dice"],

@@ -48,6 +48,16 @@ def test_another_seed_gives_other_noise_and_numbers(loss_refurb_record):
     assert other.metrics["detection"] is None and other.metrics["refurbishment"] is None
 
 
+def test_a_noise_seed_draws_the_noise_of_that_seed_and_trains_with_the_other(loss_refurb_record):
+    apart = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=1, noise_seed=0)
+    trained_alike = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=1)
+    assert apart.noise == {**loss_refurb_record.noise, "seed": 0}  # seed 0's noisy labels, and the record says so
+    assert apart.noise["mean_label_dice"] != trained_alike.noise["mean_label_dice"]
+    assert apart.metrics not in (loss_refurb_record.metrics, trained_alike.metrics)
+    same = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0, noise_seed=0)
+    assert same.noise == loss_refurb_record.noise and same.metrics == loss_refurb_record.metrics
+
+
 def test_noisy_training_labels_are_bit_identical_and_test_labels_untouched():
     parts = protocol_data(bench.protocols.get("tiny"))
     again = protocol_data(bench.protocols.get("tiny"))
