@@ -438,6 +438,8 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
                 f"{max(0, expected - trusted)} and round(level x n_train) = {expected}"
             )
     problems += _fraction(noise.get("mean_label_dice"), "noise.mean_label_dice")
+    if "seed" in noise:  # only a study (run_trial's noise_seed) draws the noise apart from the training seed
+        problems.append(f"noise.seed = {noise['seed']!r}: its noise was drawn apart from its seed, so it is no board cell")
     for key, value in record["cost"].items():
         if key.endswith("_s") and not (_number(value) and 0.0 <= value < float("inf")):
             problems.append(f"cost.{key} = {value!r} is not a finite non-negative time")

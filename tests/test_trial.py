@@ -52,6 +52,7 @@ def test_a_noise_seed_draws_the_noise_of_that_seed_and_trains_with_the_other(los
     apart = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=1, noise_seed=0)
     trained_alike = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=1)
     assert apart.noise == {**loss_refurb_record.noise, "seed": 0}  # seed 0's noisy labels, and the record says so
+    assert Record.problems(apart.to_dict()) == ["noise.seed = 0: its noise was drawn apart from its seed, so it is no board cell"]
     assert apart.noise["mean_label_dice"] != trained_alike.noise["mean_label_dice"]
     assert apart.metrics not in (loss_refurb_record.metrics, trained_alike.metrics)
     same = bench.run_trial("tiny", "loss-refurb", "systematic:0.5", seed=0, noise_seed=0)
