@@ -109,6 +109,18 @@ def test_t_loss_is_the_binary_reference_for_two_classes():
         assert values[k].item() == pytest.approx(-density.logpdf(delta) / 12, rel=1e-9)
 
 
+def test_t_loss_is_negative_where_the_density_exceeds_one():
+    """A negative log-likelihood of a density: near-perfect predictions of a large image give T-Loss below 0 (as on the board)."""
+    target = torch.randint(0, 4, (1, 16, 16), generator=torch.Generator().manual_seed(0))
+    logits = 8.0 * F.one_hot(target, 4).permute(0, 3, 1, 2).double()  # softmax within 1e-3 of the labels
+    log_nu = 3.0
+    value = RL.t_loss(logits, target, torch.tensor(log_nu, dtype=torch.float64)).item()
+    delta = (torch.softmax(logits, 1)[:, 1:] - F.one_hot(target, 4).permute(0, 3, 1, 2)[:, 1:]).flatten().numpy()
+    density = multivariate_t(loc=np.zeros(delta.size), shape=np.eye(delta.size) / math.e, df=math.exp(log_nu) + 1e-8)
+    assert density.logpdf(delta) > 0 and value < 0
+    assert value == pytest.approx(-density.logpdf(delta) / 256, rel=1e-9)
+
+
 # --------------------------------------------------------------------------- limits
 
 

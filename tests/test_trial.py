@@ -80,6 +80,10 @@ def test_record_problems_catch_broken_records(loss_refurb_record):
     assert any("provenance.command" in p for p in problems)
     assert any("schema is" in p for p in problems)
     assert Record.problems([]) == ["record is not a JSON object"]
+    for loss, problem in ((-2.5, []), (float("inf"), ["metrics.final_train_loss = inf is not a finite loss"])):
+        record = loss_refurb_record.to_dict()  # a negative log-likelihood (T-Loss) may be below 0; only non-finite is broken
+        record["metrics"]["final_train_loss"] = loss
+        assert Record.problems(record) == problem
     with pytest.raises(bench.BenchError, match=r"broken\.json is not a valid record: "):
         Record.from_dict(broken, "broken.json")
 
