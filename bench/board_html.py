@@ -129,8 +129,9 @@ def heatmap(g: pd.DataFrame) -> str:
     """Methods (rows) x noise specs (columns): difference in mean Dice to baseline, coloured, bold and * where Holm-significant.
 
     Methods are ordered by their mean difference over the specs (best first), references
-    after them; the footer holds baseline's own mean Dice and each spec's MDD and the
-    seeds its MDD would need to reach the target.
+    after them; a cell's tooltip says in how many seeds the method and baseline lost a
+    structure; the footer holds baseline's own mean Dice and lost seeds, and each spec's MDD
+    and the seeds its MDD would need to reach the target.
     """
     families = _spec_columns(g)
     specs = [s for _, group in families for s in group]
@@ -156,9 +157,11 @@ def heatmap(g: pd.DataFrame) -> str:
                 continue
             sig = bool(r["delta_holm_reject"])
             interval = "" if pd.isna(r["delta_dice_ci"]) else f" ± {r['delta_dice_ci']:.3f}"
+            base = cells.get((BASELINE, s["noise"]))
             tip = (
                 f"{method} at {s['noise']}: ΔDice {r['delta_dice']:+.3f}{interval}, paired seeds {r['delta_n']}, "
-                f"p {_fmt_p(r['delta_p'])}, p Holm {_fmt_p(r['delta_p_holm'])}"
+                f"p {_fmt_p(r['delta_p'])}, p Holm {_fmt_p(r['delta_p_holm'])}; lost a structure in {r['lost']} of {r['n']} seeds"
+                + ("" if base is None else f" (baseline: {base['lost']} of {base['n']})")
             )
             text = f"{r['delta_dice']:+.3f}" + ("*" if sig else "")
             cls = ' class="sig"' if sig else ""
@@ -169,6 +172,7 @@ def heatmap(g: pd.DataFrame) -> str:
     seeds = ["-" if pd.isna(s["spec_seeds_for_target"]) else str(int(s["spec_seeds_for_target"])) for s in specs]
     foot = {
         "baseline's mean Dice": ["-" if b is None else format_cell(b["dice_mean"], math.nan) for b in base],
+        "baseline's seeds that lost a structure": ["-" if b is None else f"{b['lost']} of {b['n']}" for b in base],
         f"MDD ({board_stats.POWER:.0%} power)": [format_cell(s["spec_mdd"], math.nan) for s in specs],
         f"seeds for MDD ≤ {board_stats.MDD_TARGET:g}": seeds,
     }
@@ -285,7 +289,8 @@ def page(frame: pd.DataFrame, title: str = "echo-noise-bench leaderboard", index
         body.append(
             '<p class="note">Mean over paired seeds of method minus baseline; blue: better than baseline, red: worse; '
             "<b>bold*</b>: significant after Holm's correction over the spec's methods (paired t, 0.05). Hover a cell for its "
-            "interval and p-values. References are shown, not ranked.</p>"
+            f"interval, p-values and the seeds that lost a structure (test Dice below {board_stats.LOST_BELOW:g}): a mean hides a "
+            "training that failed. References are shown, not ranked.</p>"
         )
         body.append(heatmap(g))
         body.append("<h3>All numbers</h3>")

@@ -175,9 +175,7 @@ def delta_figure(g: pd.DataFrame, name: str = "delta") -> str | None:
         for ax, (title, rows) in zip(axes[0], fams, strict=True):
             step = 0.012 * max(rows["noise_level"].max(), 0.1)
             for i, m in enumerate(methods):
-                _line(
-                    ax, rows[rows["method"] == m], "delta_dice", "delta_dice_ci", look[m], m in refs, (i - (len(methods) - 1) / 2) * step
-                )
+                _line(ax, rows[rows["method"] == m], "delta_dice", "delta_dice_ci", look[m], m in refs, (i - (len(methods) - 1) / 2) * step)
             ax.axhline(0, color="black", linewidth=0.8)
             means = rows.loc[rows["method"] != "baseline", "delta_dice"].abs()
             top = max(float(means.max()) * 1.4 if means.notna().any() else 0.0, 2 * board_stats.MDD_TARGET)

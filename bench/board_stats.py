@@ -40,6 +40,10 @@ POWER = 0.80
 MDD_TARGET = 0.01
 #: `seeds_for_difference` gives up beyond this many seeds (NaN: the spread is too large to plan for)
 MAX_SEEDS = 1000
+#: a trial *lost a structure* when that structure's test Dice is below this (half overlap; the clean phantom-quick v2
+#: baseline's worst structure is near 0.78). Strong noise makes some trainings lose a structure while the others barely
+#: move; a mean with its interval hides that, so the board counts them. Fixed before counting any board.
+LOST_BELOW = 0.5
 #: the name prefix of reference recipes, the last resort when neither the record nor the registry says
 REFERENCE_PREFIX = "oracle-"
 
@@ -97,6 +101,11 @@ def pooled_sd(sds: Sequence[float], ns: Sequence[int]) -> tuple[float, int]:
     if not dof:
         return math.nan, 0
     return math.sqrt(sum((n - 1) * s * s for s, n in pairs) / dof), dof
+
+
+def lost_structure(dice: dict[str, float]) -> bool:
+    """Whether a record's `metrics.dice` (per structure and `mean`) has a structure below LOST_BELOW."""
+    return any(float(v) < LOST_BELOW for k, v in dice.items() if k != "mean")
 
 
 def is_reference(method: dict[str, Any], registered: Registry[Recipe] | None = None) -> bool:

@@ -216,6 +216,7 @@ def _values(record: Record) -> dict[str, float]:
         "refurb_gain": after - before,
         "ef_error": _num((m.get("clinical") or {}).get("ef_abs_error_mean")),
         "cost_s": seconds if not math.isnan(seconds) else _num(cost.get("train_s")),
+        "lost": float(board_stats.lost_structure(dice)),
     }
 
 
@@ -280,7 +281,7 @@ def _frame(records: list[Record], metrics: dict[str, str]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows)
-    for col in [*metrics, "cost_s"]:
+    for col in [*metrics, "cost_s", "lost"]:
         if col not in frame.columns:
             frame[col] = math.nan
     return frame
@@ -307,7 +308,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     and per spec (the same on each of its rows): `spec_sd` (pooled paired sd over the
     methods' pairs), `spec_n` (the fewest paired seeds among them), `spec_mdd` (the MDD of a
     pair with spec_n seeds and spec_sd), `spec_seeds_for_target` (seeds for an MDD of at most
-    `board_stats.MDD_TARGET`). Rows are sorted by protocol, noise (none first), rank, references last.
+    `board_stats.MDD_TARGET`). Added after v2, at the end: `lost` (the ok seeds in which some
+    structure's test Dice is below `board_stats.LOST_BELOW`). Rows are sorted by protocol, noise (none first), rank, references last.
     """
     if not records:
         raise BenchError("no records to put on a board")
@@ -323,7 +325,7 @@ def board(records: list[Record]) -> pd.DataFrame:
         first = g.iloc[0]
         row: dict[str, Any] = dict(zip(KEY, key, strict=True))
         row.update(noise_type=first["noise_type"], noise_level=first["noise_level"], noise_params=first["noise_params"])
-        row.update(n=len(good), failed=int((~g["ok"]).sum()), reference=bool(g["reference"].any()))
+        row.update(n=len(good), failed=int((~g["ok"]).sum()), reference=bool(g["reference"].any()), lost=int(good["lost"].sum()))
         cost = base_cost.get((*key[:3], key[4]), math.nan)
         for col in metrics:
             values = good["cost_s"] / cost if col == "cost_rel" else good[col]
@@ -348,7 +350,7 @@ def board(records: list[Record]) -> pd.DataFrame:
     delta = ["delta_dice", "delta_dice_ci", "delta_p", "delta_n"]
     more = [c for m in MORE_METRICS for c in (m, f"{m}_ci")]
     power = ["delta_sd", "delta_mdd", "delta_p_holm", "delta_holm_reject", "spec_sd", "spec_n", "spec_mdd", "spec_seeds_for_target"]
-    return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power]].reset_index(drop=True)
+    return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power, "lost"]].reset_index(drop=True)
 
 
 def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
@@ -428,6 +430,14 @@ def _rank(row: pd.Series) -> str:
     return "-" if pd.isna(row["rank"]) else str(int(row["rank"]))
 
 
+def seeds_cell(row: pd.Series) -> str:
+    """'5', '5 (2 lost)' when 2 of the ok seeds lost a structure, '4 (+1 failed)' with a failed record, or both."""
+    lost = f"{row['lost']} lost" if row["lost"] else ""
+    failed = f"+{row['failed']} failed" if row["failed"] else ""
+    notes = ", ".join(t for t in (lost, failed) if t)
+    return str(row["n"]) + (f" ({notes})" if notes else "")
+
+
 def display_frame(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> pd.DataFrame:
     """Strings for people: rank (`ref` for a reference), method, noise, seeds, the chosen metrics as mean ± half-width, gain over baseline.
 
@@ -441,7 +451,7 @@ def display_frame(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> 
             "rank": _rank(r),
             "method": str(r["method"]),
             "noise": str(r["noise"]),
-            "seeds": str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""),
+            "seeds": seeds_cell(r),
         }
         for c in columns:
             half = math.nan if c == "det_ap_chance" else r[f"{c}_ci"]
@@ -495,7 +505,8 @@ def protocol_groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 TABLE_NOTE = (
     "mean ± 95% t-interval over seeds; Dice, HD95 and EF on the clean test labels; "
-    "rank by mean Dice per noise spec (references: ref, not ranked)"
+    "rank by mean Dice per noise spec (references: ref, not ranked); "
+    f"seeds (k lost): k of them lost a structure (its test Dice below {board_stats.LOST_BELOW:g})"
 )
 
 

@@ -11,10 +11,10 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    spec's methods (the board's `delta_p_holm`), better or worse;
 4. each refurbishing recipe's difference to `baseline` by spec, and the label Dice of the
    truly corrupted samples it refurbished, before and after;
-5. failed trainings: per method and spec, the seeds in which some structure's test Dice is
-   below 0.5 (half overlap; the clean baseline's worst structure is near 0.78). Strong noise
-   makes a training fail now and then rather than degrade evenly, and a mean with its
-   interval hides that; the count shows which methods avoid it.
+5. trainings that lost a structure: per method and spec, the board's `lost` seeds (some
+   structure's test Dice below `bench.board_stats.LOST_BELOW`). Strong noise makes a
+   training fail now and then rather than degrade evenly, and a mean with its interval hides
+   that; the count shows which methods avoid it.
 
     python studies/board_findings.py leaderboard --protocol phantom-quick@v2
 
@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from bench import board_stats
 from bench.leaderboard import BASELINE, board, load_records, mean_interval
 from bench.record import Record
 
@@ -143,30 +144,16 @@ def refurbishment(frame: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
-FAILED_BELOW = 0.5  # a structure whose test Dice is below this counts as lost (fixed before counting any board)
-
-
-def _failed(record: Record) -> bool:
-    """Whether some structure's test Dice is below FAILED_BELOW in this trial."""
-    return any(float(v) < FAILED_BELOW for k, v in record.metrics["dice"].items() if k != "mean")
-
-
-def failures(records: list[Record], specs: Iterable[str]) -> str:
-    """Table 5: per method (rows, by name) and spec (columns, of `specs`, those where some trial failed), failed seeds / seeds."""
-    ok = [r for r in records if r.status == "ok"]
-    cells: dict[str, dict[str, list[bool]]] = {}
-    for r in ok:
-        cells.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], []).append(_failed(r))
-    shown = [s for s in specs if any(any(c.get(s, [])) for c in cells.values())]
+def lost_structures(frame: pd.DataFrame) -> str:
+    """Table 5: per method (rows, by name) and spec (columns, those where some seed lost a structure), the board's `lost` / `n`."""
+    shown = [s for s in _specs(frame) if frame.loc[frame["noise"] == s, "lost"].any()]
     if not shown:
-        return f"(no trial lost a structure: every structure's test Dice is at least {FAILED_BELOW:g})"
-    rows = []
-    for method in sorted(cells):
-        row = [f"{sum(cells[method][s])}/{len(cells[method][s])}" if s in cells[method] else "-" for s in shown]
-        rows.append([f"`{method}`", *row])
-    quiet = [s for s in specs if s not in shown]
-    note = f"failed seeds / seeds: trials in which some structure's test Dice is below {FAILED_BELOW:g}"
-    note += f"; no trial failed at {', '.join(quiet)}" if quiet else ""
+        return f"(no seed lost a structure: every structure's test Dice is at least {board_stats.LOST_BELOW:g})"
+    cells = {(r.method, r.noise): f"{r.lost}/{r.n}" for r in frame.itertuples()}
+    rows = [[f"`{m}`", *(cells.get((m, s), "-") for s in shown)] for m in sorted(frame["method"].unique())]
+    quiet = [s for s in _specs(frame) if s not in shown]
+    note = f"seeds that lost a structure / seeds: trials in which some structure's test Dice is below {board_stats.LOST_BELOW:g}"
+    note += f"; none did at {', '.join(quiet)}" if quiet else ""
     return note + "\n\n" + _table(["method", *shown], rows)
 
 
@@ -183,7 +170,7 @@ def main(argv: list[str]) -> None:
         "### 2. Detection by error type\n\n" + detection(frame),
         "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame),
         "### 4. Refurbishment\n\n" + refurbishment(frame),
-        "### 5. Failed trainings\n\n" + failures(records, _specs(frame)),
+        "### 5. Trainings that lost a structure\n\n" + lost_structures(frame),
     ]
     sys.stdout.write("\n\n".join(out) + "\n")
 

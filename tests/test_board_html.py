@@ -32,7 +32,11 @@ def v1_page() -> str:
 def test_the_page_has_a_heatmap_tabs_and_matplotlib_figures(v1_page):
     page = v1_page
     heat = page[page.index('<table class="heat">') : page.index("</table>", page.index('<table class="heat">'))]
-    assert heat.count("<tr") == 2 + 5 + 3  # 2 header rows, 4 methods and 1 reference (baseline has no row), 3 footer rows
+    assert heat.count("<tr") == 2 + 5 + 4  # 2 header rows, 4 methods and 1 reference (baseline has no row), 4 footer rows
+    # v1's omission:0.75 seeds that lost a structure (a Dice below 0.5 in the raw records): vog-refurb seed 0, baseline seed 1
+    assert "vog-refurb at omission:0.75: ΔDice" in heat and "lost a structure in 1 of 2 seeds (baseline: 1 of 2)" in heat
+    foot = heat[heat.index("baseline&#x27;s seeds that lost a structure") :].split("</tr>")[0]
+    assert re.findall(r"<td>([^<]+)</td>", foot) == ["0 of 2"] * 3 + ["1 of 2"] + ["0 of 2"] * 6  # none, omission 0.25-0.75, ...
     assert heat.count('<tr class="ref">') == 1 and "oracle-refurb" in heat
     assert "MDD (80% power)" in heat and "seeds for MDD ≤ 0.01" in heat
     assert [label for label in re.findall(r'<label for="g0-tab\d">([^<]+)</label>', page)] == [

@@ -470,3 +470,27 @@ def test_holm_power_references_and_ap_chance_on_the_board(template):
     assert rows["loss-refurb"]["det_ap_chance"] == pytest.approx(round(0.5 * n_train) / n_train)
     assert math.isnan(rows["baseline"]["det_ap_chance"])
     assert rows["loss-refurb"]["refurb_before"] == pytest.approx(0.8) and rows["loss-refurb"]["refurb_after"] == pytest.approx(0.9)
+
+
+def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
+    def with_dice(method, seed, lv, myo, la):
+        r = make(template, method, seed=seed)
+        r["metrics"]["dice"] = {"lv": lv, "myo": myo, "la": la, "mean": (lv + myo + la) / 3}
+        return r
+
+    records = [
+        with_dice("baseline", 0, 0.9, 0.8, 0.8),
+        with_dice("baseline", 1, 0.9, 0.49, 0.8),  # the myocardium lost: its mean Dice (0.73) alone would not say so
+        with_dice("baseline", 2, 0.9, 0.8, 0.0),
+        with_dice("loss-refurb", 0, 0.5, 0.5, 0.5),  # exactly half overlap is not lost
+        with_dice("loss-refurb", 1, 0.9, 0.8, 0.8),
+        failed(template, "loss-refurb", seed=2),
+    ]
+    frame = board(records)
+    base, refurb = row(frame, "baseline"), row(frame, "loss-refurb")
+    assert (base["lost"], refurb["lost"]) == (2, 0)
+    assert (leaderboard.seeds_cell(base), leaderboard.seeds_cell(refurb)) == ("3 (2 lost)", "2 (+1 failed)")
+    records[3] = with_dice("loss-refurb", 0, 0.9, 0.8, 0.3)
+    assert leaderboard.seeds_cell(row(board(records), "loss-refurb")) == "2 (1 lost, +1 failed)"
+    assert "| 3 (2 lost) |" in leaderboard.render(frame, "md")
+    assert list(frame.columns)[-1] == "lost"  # added after v2: at the end, so older readers of the CSV keep their columns
