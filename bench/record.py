@@ -449,9 +449,9 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
     for name, value in missed.items() if isinstance(missed, dict) else []:
         problems += _count(value, f"metrics.missed.{name}", record["dataset"].get("n_test"), "dataset.n_test")
     problems += _clinical_problems(metrics.get("clinical"))
-    loss = metrics.get("final_train_loss")
-    if loss is not None and not (_number(loss) and 0.0 <= loss < float("inf")):
-        problems.append(f"metrics.final_train_loss = {loss!r} is not a finite non-negative loss")
+    loss = metrics.get("final_train_loss")  # finite, of either sign: T-Loss is a negative log-likelihood of a density
+    if loss is not None and not (_number(loss) and math.isfinite(loss)):
+        problems.append(f"metrics.final_train_loss = {loss!r} is not a finite loss")
     detection = metrics.get("detection")
     if isinstance(detection, dict):
         problems += _count(detection.get("n_flagged"), "metrics.detection.n_flagged", n_train, "dataset.n_train")
