@@ -166,7 +166,7 @@ def check_records(files: list[Path], data_root: Path | None = None) -> Checked:
         found.problems += [(file, p) for p in _protocol_problems(record) + _name_problems(record) + _file_problems(file, record)]
         kind = (record.provenance.get("device") or {}).get("kind")
         board = (record.protocol.get("name"), record.protocol.get("version"))
-        first_kind, first_file = devices.setdefault(board, (kind, file))
+        first_kind, first_file = devices.setdefault(board, (kind, file)) if record.ok else (kind, file)  # a failed trial ran nowhere
         if kind != first_kind:  # metrics are reproducible per device kind, and a board pairs its methods by seed
             problem = (
                 f"made on {kind}, but {first_file} of the same protocol version on {first_kind}: a board holds records of one "

@@ -494,3 +494,17 @@ def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
     assert leaderboard.seeds_cell(row(board(records), "loss-refurb")) == "2 (1 lost, +1 failed)"
     assert "| 3 (2 lost) |" in leaderboard.render(frame, "md")
     assert list(frame.columns)[-1] == "lost"  # added after v2: at the end, so older readers of the CSV keep their columns
+
+
+def test_a_failed_trial_has_no_device_and_still_sits_on_a_board_of_cpu_records(grid, tmp_path):
+    """The runner's own failed record (no provenance.device: it made no numbers) is counted, whichever file comes first."""
+    from bench.grid import TrialSpec
+    from bench.runner import failed_record
+
+    real = failed_record(TrialSpec("tiny", "loss-refurb", "systematic:0.5", 0), bench.protocols.get("tiny"), RuntimeError("boom"))
+    assert real.provenance.get("device") is None
+    ok = [r for r in grid if r["status"] == "ok" and not (r["method"]["name"] == "loss-refurb" and r["seed"] == 0)]
+    write_records(tmp_path, ok)
+    real.write(tmp_path)  # at loss-refurb seed 0 (sorted first among the loss-refurb files)
+    frame = leaderboard.board(load_records([tmp_path]))
+    assert (row(frame, "loss-refurb")["n"], row(frame, "loss-refurb")["failed"]) == (2, 1)
