@@ -14,7 +14,12 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
 5. trainings that lost a structure: per method and spec, the board's `lost` seeds (some
    structure's test Dice below `bench.board_stats.LOST_BELOW`). Strong noise makes a
    training fail now and then rather than degrade evenly, and a mean with its interval hides
-   that; the count shows which methods avoid it.
+   that; the count shows which methods avoid it;
+6. what the noise costs each method beyond what it costs `baseline`: (method at the spec -
+   method clean) - (baseline at the spec - baseline clean), per seed (all four runs share the
+   seed's initial weights, data order and augmentation). A method that is simply better than
+   `baseline` everywhere (a better loss for this data) gains at a noisy spec without being any
+   more robust to the noise; this difference in differences separates the two.
 
     python studies/board_findings.py leaderboard --protocol phantom-quick@v2
 
@@ -157,6 +162,32 @@ def lost_structures(frame: pd.DataFrame) -> str:
     return note + "\n\n" + _table(["method", *shown], rows)
 
 
+def noise_robustness(records: list[Record], specs: Iterable[str]) -> str:
+    """Table 6: per method and noisy spec (of `specs`), the paired difference in differences of mean Dice to baseline and clean."""
+    dice: dict[str, dict[str, dict[int, float]]] = {}
+    for r in records:
+        if r.status == "ok":
+            dice.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
+    base = dice.get(BASELINE, {})
+    noisy = [s for s in specs if s != "none" and s in base]
+    if "none" not in base or not noisy:
+        return "(no baseline with clean and noisy runs yet)"
+    rows = []
+    for method in sorted(m for m in dice if m != BASELINE and "none" in dice[m]):
+        mine, cells = dice[method], []
+        for spec in noisy:
+            seeds = sorted(set(mine.get(spec, {})) & set(mine["none"]) & set(base[spec]) & set(base["none"]))
+            diffs = [(mine[spec][k] - mine["none"][k]) - (base[spec][k] - base["none"][k]) for k in seeds]
+            mean, half, n = mean_interval(diffs)
+            cells.append("-" if not n else f"{_ci(mean, half, signed=True)} (n {n})")
+        rows.append([f"`{method}`", *cells])
+    note = (
+        "(method at the spec - method clean) - (baseline at the spec - baseline clean), mean Dice, paired by seed, ± 95% "
+        "interval (n seeds with all four runs); above 0: the noise costs the method less than it costs baseline"
+    )
+    return note + "\n\n" + _table(["method", *noisy], rows)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
@@ -171,6 +202,7 @@ def main(argv: list[str]) -> None:
         "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame),
         "### 4. Refurbishment\n\n" + refurbishment(frame),
         "### 5. Trainings that lost a structure\n\n" + lost_structures(frame),
+        "### 6. What the noise costs each method beyond what it costs `baseline`\n\n" + noise_robustness(records, _specs(frame)),
     ]
     sys.stdout.write("\n\n".join(out) + "\n")
 

@@ -70,3 +70,17 @@ def test_lost_structures_count_the_raw_records_with_a_structure_below_half_overl
         assert rows[f"`{method}`"] == [f"{lost}/{len(raw)}"]
     assert rows["`vog-refurb`"] == ["1/2"]  # seed 0 lost most of the myocardium (Dice 0.25)
     assert rows["`confident-refurb`"] == ["0/2"]
+
+
+def test_noise_robustness_is_the_difference_in_differences_of_the_raw_records(records):
+    rows = _rows(board_findings.noise_robustness(records, ["none", "omission:0.75", "systematic:0.5"]).split("\n\n")[1])
+    dice = {(m, f): {s: r["metrics"]["dice"]["mean"] for s, r in _raw(m, f).items()} for m in ("baseline", "coteaching")
+            for f in ("none", "omission-0.75", "systematic-0.5")}  # fmt: skip
+    for column, folder in enumerate(("omission-0.75", "systematic-0.5")):
+        d = [
+            (dice["coteaching", folder][s] - dice["coteaching", "none"][s]) - (dice["baseline", folder][s] - dice["baseline", "none"][s])
+            for s in (0, 1)
+        ]
+        half = 12.706 * np.std(d, ddof=1) / np.sqrt(2)
+        assert rows["`coteaching`"][column] == f"{np.mean(d):+.3f} ± {half:.3f} (n 2)"
+    assert "`baseline`" not in rows
