@@ -497,7 +497,7 @@ def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
 
 
 def test_a_failed_trial_has_no_device_and_still_sits_on_a_board_of_cpu_records(grid, tmp_path):
-    """The runner's own failed record (no provenance.device: it made no numbers) is counted, whichever file comes first."""
+    """The runner's own failed record (no provenance.device: it made no numbers) is counted on a board of CPU records."""
     from bench.grid import TrialSpec
     from bench.runner import failed_record
 
