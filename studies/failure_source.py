@@ -9,8 +9,8 @@ seed p: `baseline` trained with seed p on the noise of every seed k, and with ev
 the noise of seed p. If the failure stays in the first column it comes from the training path,
 if in the second from the noise draw, if only at k = p from the two together.
 
-    python studies/failure_source.py --noise systematic:0.5 --pivot 0
-    python studies/failure_source.py --noise omission:0.5 --pivot 2
+    python studies/failure_source.py --protocol phantom-quick@v2 --noise systematic:0.5 --pivot 0
+    python studies/failure_source.py --protocol phantom-quick@v2 --noise omission:0.5 --pivot 2
 
 Prints, per k, the test Dice per structure of both crossings. CPU, one thread; 9 trials.
 """

@@ -28,6 +28,10 @@ GOLDEN = {
     ("camus-cpu-v1", 2): "773233853c97c04a",
     ("phantom-v1", 2): "03c9464ea6ce86dd",
     ("phantom-v2", 3): "f198b4b92a22cb76",
+    # the v3 board: v2 at Adam's learning rate 1e-2 (v2 stopped short of where its minute allows)
+    ("phantom-quick", 3): "fc60a8dde928c5df",
+    ("camus-quick", 3): "b175f7c2bca7861e",
+    ("phantom-quick-trusted6", 3): "a1fc9425be31f72b",
 }
 
 #: every registered version of every protocol, as "name@vN"
@@ -67,10 +71,19 @@ def test_the_study_grid():
     assert {parse_noise(s).level for s in quick[1:]} == {0.25, 0.5, 0.75}
 
 
-def test_camus_quick_is_phantom_quick_v2_but_for_the_data():
-    quick, twin = bench.protocols.get("phantom-quick@v2"), bench.protocols.get("camus-quick")
+@pytest.mark.parametrize("version", [2, 3])
+def test_camus_quick_is_phantom_quick_but_for_the_data(version):
+    quick, twin = bench.protocols.get(f"phantom-quick@v{version}"), bench.protocols.get(f"camus-quick@v{version}")
     assert twin.dataset == "camus" and quick.dataset == "echo-phantom"
     assert dataclasses.replace(twin, name=quick.name, dataset=quick.dataset, description=quick.description) == quick
+
+
+@pytest.mark.parametrize("name", ["phantom-quick", "phantom-quick-trusted6"])
+def test_the_v3_board_is_v2_at_another_learning_rate(name):
+    before, after = bench.protocols.get(f"{name}@v2"), bench.protocols.get(name)
+    changed = {f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)}
+    assert after.version == 3 and changed == {"version", "description", "lr"}
+    assert (before.lr, after.lr) == (1e-3, 1e-2)
 
 
 @pytest.mark.parametrize(("name", "old"), [("camus-v1", 1), ("camus-cpu-v1", 1), ("phantom-v1", 1), ("phantom-v2", 2)])
