@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# STOPPED on 2026-12-03 at 458 of 1,350 records: v2 is under-trained (leaderboard/phantom-quick/v2/training_budget.md);
+# the board that ranks methods is phantom-quick v3's (leaderboard/phantom-quick/v3/run.sh). Kept to say how v2 was made.
 # Makes (or resumes) the phantom-quick v2 board: every recipe it runs x its noise grid x seeds 0-4, then the
 # recipes that need trusted samples (with baseline and loss-refurb to pair them) on phantom-quick-trusted6 v2, all from
 # one commit (BOARD_COMMIT) checked out in a clean worktree, records written straight into this checkout's
