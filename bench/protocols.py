@@ -306,7 +306,7 @@ _register(
 # Version 3 of the CPU board: v2 trained to where its minute allows. v2's 12-epoch curve flattened only because the poly
 # schedule decays the learning rate to 0: trained longer (each budget a full schedule) the same baseline gained 0.03 in
 # validation mean Dice from 12 to 24 epochs, and strong noise made some of its under-trained runs lose a structure.
-# Adam's learning rate 1e-2 instead of 1e-3 reaches in the same 12 epochs what 1e-3 reaches in 36 or more, measured on
+# Adam's learning rate 1e-2 instead of 1e-3 reaches in the same 12 epochs about what 1e-3 reaches in 36, measured on
 # the validation patients only (leaderboard/phantom-quick/v2/training_budget.md). Everything else is v2's.
 _PHANTOM_QUICK_V3 = _register(
     dataclasses.replace(
