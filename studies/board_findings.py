@@ -60,12 +60,18 @@ def _specs(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["noise"]))
 
 
+def _mean_dice(records: list[Record]) -> dict[str, dict[str, dict[int, float]]]:
+    """{method: {noise spec: {seed: mean Dice}}} of the ok records: what the paired tables pair."""
+    dice: dict[str, dict[str, dict[int, float]]] = {}
+    for r in records:
+        if r.status == "ok":
+            dice.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
+    return dice
+
+
 def noise_cost(records: list[Record], specs: Iterable[str]) -> str:
     """Table 1: baseline's mean Dice at each spec (of `specs`, in their order) minus its clean run's, paired by seed."""
-    dice: dict[str, dict[int, float]] = {}
-    for r in records:
-        if r.method["name"] == BASELINE and r.status == "ok":
-            dice.setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
+    dice = _mean_dice(records).get(BASELINE, {})
     clean = dice.get("none", {})
     rows = []
     for spec in [s for s in specs if s in dice]:
@@ -164,10 +170,7 @@ def lost_structures(frame: pd.DataFrame) -> str:
 
 def noise_robustness(records: list[Record], specs: Iterable[str]) -> str:
     """Table 6: per method and noisy spec (of `specs`), the paired difference in differences of mean Dice to baseline and clean."""
-    dice: dict[str, dict[str, dict[int, float]]] = {}
-    for r in records:
-        if r.status == "ok":
-            dice.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
+    dice = _mean_dice(records)
     base = dice.get(BASELINE, {})
     noisy = [s for s in specs if s != "none" and s in base]
     if "none" not in base or not noisy:
