@@ -358,8 +358,9 @@ def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
 
     The methods of a spec are its rows that are neither `baseline` nor a reference. Holm's
     family is the methods with a paired p-value; the pooled paired sd pools the methods' pairs
-    with at least 2 seeds, and `spec_n` is the fewest seeds among those pairs, so the spec's
-    MDD is not the optimistic one of its best-replicated pair.
+    with at least 2 seeds whose differences are not all equal (sd 0: the method trained as
+    baseline did), and `spec_n` is the fewest seeds among those pairs, so the spec's MDD is
+    not the optimistic one of its best-replicated pair.
     """
     out = out.copy()
     ranked = out["dice_mean"].where(~out["reference"])
@@ -375,7 +376,9 @@ def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
             adjusted, reject = board_stats.holm(family["delta_p"].tolist())
             out.loc[family.index, "delta_p_holm"] = adjusted
             out.loc[family.index, "delta_holm_reject"] = reject
-        pairs = methods[methods["delta_n"] >= 2]
+        # a pair whose differences are all 0 is baseline's training again (a detector that flagged nothing), not a
+        # measurement of how two methods' seeds spread: pooled in, it would shrink the MDD towards 0
+        pairs = methods[(methods["delta_n"] >= 2) & (methods["delta_sd"] > 0)]
         sd, _ = board_stats.pooled_sd(pairs["delta_sd"].tolist(), pairs["delta_n"].tolist())
         if np.isfinite(sd):
             n = int(pairs["delta_n"].min())

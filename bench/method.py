@@ -448,15 +448,19 @@ class Recipe:
         update the earlier parameters (a key set to None is dropped), every other field replaces.
         """
         out = dataclasses.replace(self, revisions=(), generation=1)
-        for g, changes in self.revisions:
+        own = dict(self.revisions)
+        for g in sorted({*own, *RULE_REVISIONS}):
             if g > generation:
                 break
             merged: dict[str, Any] = {}
-            for key, value in changes.items():
+            for key, value in own.get(g, {}).items():
                 if key.endswith("_params"):
                     value = {k: v for k, v in {**getattr(out, key), **value}.items() if v is not None}
                 merged[key] = value
-            out = dataclasses.replace(out, **merged, generation=g)
+            if merged:
+                out = dataclasses.replace(out, **merged, generation=g)
+            if g in RULE_REVISIONS:
+                out = _revise_rule(out, g, *RULE_REVISIONS[g])
         return out
 
     def detect_epoch(self, epochs: int) -> int:
@@ -556,7 +560,25 @@ DETECT_LATE: dict[str, Any] = {"detect_at": 0.75}
 
 #: The phrases a description template fills in per generation: when detection happens, and the flag rule.
 WHEN = {1: "half of training", 2: "three quarters of training"}
-RULE = {1: "mixture flags", 2: "population flags"}
+RULE = {1: "mixture flags", 2: "population flags", 3: "population flags (v2)"}
+
+
+#: Revisions of a shared flag rule, applied to every recipe whose definition names it: generation -> (old rule, new).
+#: Generation 3 (phantom-quick v4): "populations" becomes "populations-v2", which skips the Gaussian-tails test for
+#: components at least `bench.flagging.SEPARATED` apart (on the v3 board the old rule flagged nothing where the loss
+#: detector's scores were two populations 6.6-10.8 apart).
+RULE_REVISIONS: dict[int, tuple[str, str]] = {3: ("populations", "populations-v2")}
+
+
+def _revise_rule(recipe: Recipe, generation: int, old: str, new: str) -> Recipe:
+    """`recipe` with flag rule `old` replaced by `new` in each of its roles' parameters, as generation `generation`
+    (and its description's rule phrase updated); unchanged, generation kept, when no role names `old`."""
+    keys = ("trainer_params", "detector_params", "refurbisher_params", "corrector_params")
+    changed = {k: {**getattr(recipe, k), "flag_rule": new} for k in keys if getattr(recipe, k).get("flag_rule") == old}
+    if not changed:
+        return recipe
+    description = recipe.description.replace(RULE[generation - 1], RULE[generation])
+    return dataclasses.replace(recipe, **changed, description=description, generation=generation)
 
 
 def generation_text(template: str, generation: int, **extra: str) -> str:

@@ -21,7 +21,7 @@ def test_at_applies_the_revisions_up_to_the_generation_in_order():
         refurbisher="pseudo-label",
         detector_params={"window": 3, "flag_rule": "mixture"},
         revisions=(
-            (2, {"detect_at": 0.75, "detector_params": {"flag_rule": "populations"}, "description": "two"}),
+            (2, {"detect_at": 0.75, "detector_params": {"flag_rule": "populations-v2"}, "description": "two"}),
             (4, {"refurbisher": "discard", "detector_params": {"window": None}}),
         ),
     )
@@ -29,14 +29,14 @@ def test_at_applies_the_revisions_up_to_the_generation_in_order():
     assert (first.detect_at, first.detector_params, first.generation) == (0.5, {"window": 3, "flag_rule": "mixture"}, 1)
     assert (second.detect_at, second.detector_params, second.description, second.generation) == (
         0.75,
-        {"window": 3, "flag_rule": "populations"},  # params merge: the window stays
+        {"window": 3, "flag_rule": "populations-v2"},  # params merge: the window stays
         "two",
         2,
     )
-    assert third == second  # no revision at 3: generation 2's definition
+    assert third == second  # no revision at 3 (and no shared rule revision touches this one): generation 2's
     assert (fourth.refurbisher, fourth.detector_params, fourth.detect_at, fourth.generation) == (
         "discard",
-        {"flag_rule": "populations"},  # None drops a parameter
+        {"flag_rule": "populations-v2"},  # None drops a parameter
         0.75,
         4,
     )
@@ -101,6 +101,24 @@ def test_generation_2_definitions_say_what_issue_14_fixed():
     assert (vog["window"], vog["region"]) == ("late", "band")
     assert gen2["adele"].corrector_params["class_constraint"] is False
     assert "threshold" not in gen2["coteaching"].detector_params and gen2["coteaching"].trainer_params == {"tau": 0.3}
+
+
+def test_generation_3_changes_only_the_shared_flag_rule():
+    """Generation 3 swaps "populations" for "populations-v2" in every recipe that names it, and changes nothing else."""
+    changed = set()
+    for name in bench.methods.names():
+        second, third = bench.methods.get(name).at(2), bench.methods.get(name).at(3)
+        if second.detector_params.get("flag_rule") != "populations":
+            assert third == second, name  # recipes without the rule keep their generation-2 definition, generation too
+            continue
+        changed.add(name)
+        assert third.generation == 3 and third.detector_params == {**second.detector_params, "flag_rule": "populations-v2"}
+        assert "population flags (v2)" in third.description, name
+        rest = {f.name for f in dataclasses.fields(second) if getattr(second, f.name) != getattr(third, f.name)}
+        assert rest == {"detector_params", "description", "generation"}, name
+    assert {"loss-refurb", "vog-refurb", "confident-refurb", "coteaching", "selfie", "spatial-correction"} <= changed
+    assert "loss-trusted-refurb" not in changed and "baseline" not in changed
+    assert bench.methods.get("loss-refurb").at(4) == bench.methods.get("loss-refurb").at(3)  # no later generation yet
 
 
 def test_a_record_whose_recipe_differs_from_its_generation_is_invalid(tmp_path):

@@ -472,6 +472,18 @@ def test_holm_power_references_and_ap_chance_on_the_board(template):
     assert rows["loss-refurb"]["refurb_before"] == pytest.approx(0.8) and rows["loss-refurb"]["refurb_after"] == pytest.approx(0.9)
 
 
+def test_a_method_that_trained_as_baseline_did_leaves_the_power_alone(template):
+    """A detector that flagged nothing gives baseline's numbers on every seed: its differences are all 0, and pooled in they
+    would pull the spec's sd (and MDD) towards 0. With one real method beside it the spec's sd is that method's own."""
+    dice = {"baseline": [0.50, 0.55, 0.70], "vog-refurb": [0.52, 0.56, 0.73], "loss-refurb": [0.50, 0.55, 0.70]}
+    frame = board([make(template, m, seed=s, dice=v) for m, values in dice.items() for s, v in enumerate(values)])
+    own = np.std(np.subtract(dice["vog-refurb"], dice["baseline"]), ddof=1)  # 0.01
+    first = frame.iloc[0]
+    assert row(frame, "loss-refurb")["delta_dice"] == 0 and first["spec_sd"] == pytest.approx(own) and first["spec_n"] == 3
+    only_same = board([make(template, m, seed=s, dice=v) for m in ("baseline", "loss-refurb") for s, v in enumerate(dice[m])])
+    assert only_same["spec_mdd"].isna().all()  # nothing measured the spread: no MDD rather than 0
+
+
 def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
     def with_dice(method, seed, lv, myo, la):
         r = make(template, method, seed=seed)

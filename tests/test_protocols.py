@@ -32,6 +32,10 @@ GOLDEN = {
     ("phantom-quick", 3): "fc60a8dde928c5df",
     ("camus-quick", 3): "b175f7c2bca7861e",
     ("phantom-quick-trusted6", 3): "a1fc9425be31f72b",
+    # the v4 board: v3 with recipe generation 3 (the revised shared flag rule)
+    ("phantom-quick", 4): "2617390e635b91cb",
+    ("camus-quick", 4): "3c83f5ddba56ec6f",
+    ("phantom-quick-trusted6", 4): "b249d63a946b1b5c",
 }
 
 #: every registered version of every protocol, as "name@vN"
@@ -71,7 +75,7 @@ def test_the_study_grid():
     assert {parse_noise(s).level for s in quick[1:]} == {0.25, 0.5, 0.75}
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_camus_quick_is_phantom_quick_but_for_the_data(version):
     quick, twin = bench.protocols.get(f"phantom-quick@v{version}"), bench.protocols.get(f"camus-quick@v{version}")
     assert twin.dataset == "camus" and quick.dataset == "echo-phantom"
@@ -80,10 +84,18 @@ def test_camus_quick_is_phantom_quick_but_for_the_data(version):
 
 @pytest.mark.parametrize("name", ["phantom-quick", "phantom-quick-trusted6"])
 def test_the_v3_board_is_v2_at_another_learning_rate(name):
-    before, after = bench.protocols.get(f"{name}@v2"), bench.protocols.get(name)
+    before, after = bench.protocols.get(f"{name}@v2"), bench.protocols.get(f"{name}@v3")
     changed = {f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)}
     assert after.version == 3 and changed == {"version", "description", "lr"}
     assert (before.lr, after.lr) == (1e-3, 1e-2)
+
+
+@pytest.mark.parametrize("name", ["phantom-quick", "phantom-quick-trusted6", "camus-quick"])
+def test_the_v4_board_is_v3_with_the_next_recipe_generation(name):
+    before, after = bench.protocols.get(f"{name}@v3"), bench.protocols.get(name)
+    changed = {f.name for f in dataclasses.fields(before) if getattr(before, f.name) != getattr(after, f.name)}
+    assert after.version == 4 and changed == {"version", "description", "recipes"}
+    assert (before.recipes, after.recipes) == (2, 3)
 
 
 @pytest.mark.parametrize(("name", "old"), [("camus-v1", 1), ("camus-cpu-v1", 1), ("phantom-v1", 1), ("phantom-v2", 2)])

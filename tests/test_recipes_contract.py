@@ -1,7 +1,8 @@
 """The contract every registered recipe meets, so a method added by pull request is covered without new tests.
 
 On the tiny protocol (tiny-trusted1 for a recipe that needs trusted samples), at every
-generation a recipe has (generation 2 on tiny with `recipes=2`): a valid record holding that generation's definition; with a detector,
+generation at which a recipe's definition changes (generation 2 on tiny with `recipes=2`, and so on): a valid
+record holding that generation's definition; with a detector,
 one finite score and one flag per training sample, the flags a subset of the
 samples; and the same trial twice gives the same metrics and the same scores (except
 where tests/golden_values.py pins the trial, at generation 1 on tiny or generation 2 on tiny
@@ -16,6 +17,7 @@ import pytest
 from golden_values import TRIALS, TRIALS_V2
 
 import bench
+from bench.method import RULE_REVISIONS
 from bench.record import Record
 
 NOISE = "systematic:0.5,mm=5"
@@ -35,7 +37,10 @@ def records():
     return get
 
 
-CASES = [(m, g) for m in bench.methods.names() for g in (1, *(g for g, _ in bench.methods.get(m).revisions))]
+#: the newest generation any recipe has (its own revisions or a shared rule's, `bench.method.RULE_REVISIONS`)
+TOP = max([*RULE_REVISIONS, *(g for m in bench.methods.names() for g, _ in bench.methods.get(m).revisions)])
+#: each recipe at every generation at which its definition changes
+CASES = [(m, g) for m in bench.methods.names() for g in sorted({bench.methods.get(m).at(k).generation for k in range(1, TOP + 1)})]
 
 
 @pytest.mark.parametrize(("method", "generation"), CASES)

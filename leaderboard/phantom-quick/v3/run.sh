@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# STOPPED on 2026-12-03 at 284 of 1,350 records: its recipe generation's flag rule flagged nothing where detectors
+# separated the corrupted samples perfectly (bench/flagging.py), so its refurbishers mostly trained as baseline did; the
+# board that ranks methods is phantom-quick v4's (leaderboard/phantom-quick/v4/run.sh). Kept to say how v3 was made.
 # Makes (or resumes) the phantom-quick v3 board: every recipe it runs x its noise grid x seeds 0-4, then the recipes
 # that need trusted samples (with baseline and loss-refurb to pair them) on phantom-quick-trusted6 v3, all from one
 # commit (BOARD_COMMIT) checked out in a clean worktree, records written straight into this checkout's leaderboard/
