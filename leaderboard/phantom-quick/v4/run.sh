@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Makes (or resumes) the phantom-quick v4 board: every recipe it runs x its noise grid x seeds 0-4, then the recipes
+# that need trusted samples (with baseline and loss-refurb to pair them) on phantom-quick-trusted6 v4, all from one
+# commit (BOARD_COMMIT) checked out in a clean worktree, records written straight into this checkout's leaderboard/
+# (commit them as they land; never edit one). Interrupt it at any time; run it again to resume.
+# v4 is v3 with recipe generation 3 (the revised shared flag rule); v3's smoke cells (one per recipe at omission:0.75,
+# every one a valid record) cover what generation 3 did not change, so this board starts with the grid.
+#   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
+# Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
+set -euo pipefail
+BOARD_COMMIT=2cf3f1edb0cc28e836e064efdeb93e6182e89a41
+METHODS=baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
+TRUSTED=baseline,loss-refurb,loss-trusted-refurb,spatial-correction
+here="$(cd "$(dirname "$0")/../../.." && pwd)"
+tree="${1:-$here/../echo-noise-bench-board-v4}"
+if [ ! -d "$tree" ]; then
+  git -C "$here" worktree add --detach "$tree" "$BOARD_COMMIT"
+fi
+test "$(git -C "$tree" rev-parse HEAD)" = "$BOARD_COMMIT" || { echo "$tree is not at $BOARD_COMMIT" >&2; exit 2; }
+test -z "$(git -C "$tree" status --porcelain --untracked-files=no)" || { echo "$tree has local changes" >&2; exit 2; }
+cd "$tree"
+export PYTHONPATH="$tree"
+run() {
+  "$here/.venv/bin/bench" run --resume --max-concurrent "${MAX_CONCURRENT:-2}" --out "$here/leaderboard" "$@"
+}
+run --protocol phantom-quick@v4 --method "$METHODS" --noise protocol --storage "${TMPDIR:-/tmp}/phantom-quick-v4-tune"
+run --protocol phantom-quick-trusted6@v4 --method "$TRUSTED" --noise protocol --storage "${TMPDIR:-/tmp}/phantom-quick-trusted6-v4-tune"
