@@ -38,12 +38,35 @@ def trial_device(name: str) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device())
 
 
+def cpu_kind(cpuinfo: str | None = None) -> tuple[str, str]:
+    """The CPU kind as /proc/cpuinfo names it: ("vendor-family-model", model name), e.g. ("AuthenticAMD-23-1", "AMD EPYC").
+
+    CPU results are bit-identical within one kind, not across kinds, even with the SIMD paths capped
+    (tests/golden_values.py), so records and the golden values say which kind made them. ("unknown", "")
+    where /proc/cpuinfo is missing or lacks those fields. `cpuinfo`: its text, read from /proc when None."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo", encoding="utf-8").read()
+        except OSError:
+            return "unknown", ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model")]
+    kind = "-".join(p.replace(" ", "_") for p in parts) if all(parts) else "unknown"
+    return kind, fields.get("model name", "")
+
+
 def device_description(device: torch.device | None = None) -> dict[str, Any]:
-    """What a trial ran on, for its record: device kind, processor, torch threads (and the GPU's name)."""
+    """What a trial ran on, for its record: device kind, processor and CPU kind (`cpu_kind`), torch threads (and the GPU's name)."""
     device = device or torch.device("cpu")
+    cpu, cpu_name = cpu_kind()
     out: dict[str, Any] = {
         "kind": device.type,
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu,
+        "cpu_name": cpu_name,
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
     }

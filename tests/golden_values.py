@@ -50,23 +50,17 @@ STORE = Path(__file__).with_name("golden_values.json")
 
 
 def cpu_signature() -> str:
-    """The CPU kind as /proc/cpuinfo names it: vendor, family and model ("AuthenticAMD-23-1"); "unknown" elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model")]
-    return "-".join(p.replace(" ", "_") for p in parts) if all(parts) else "unknown"
+    """This CPU's kind, "vendor-family-model" (`bench.device.cpu_kind`), which names its own golden file."""
+    from bench.device import cpu_kind
+
+    return cpu_kind()[0]
 
 
 def store() -> Path:
     """This CPU kind's golden values where they were pinned for it (`cpu_signature`), else `STORE`."""
     own = STORE.with_name(f"golden_values.{cpu_signature()}.json")
     return own if own.exists() else STORE
+
 
 NOISE_SPECS = (
     "random:1",

@@ -10,7 +10,7 @@ import torch
 
 import bench
 from bench import BenchError
-from bench.device import device_description, trial_device
+from bench.device import cpu_kind, device_description, trial_device
 from bench.record import Record
 from bench.trial import reproduce_command
 
@@ -24,6 +24,18 @@ def test_cpu_is_the_default_and_unknown_devices_are_refused():
         trial_device("tpu")
     described = device_description()
     assert described["kind"] == "cpu" and described["torch_threads"] == torch.get_num_threads() and "gpu" not in described
+
+
+def test_the_cpu_kind_is_vendor_family_and_model_of_the_first_processor():
+    # two processors as /proc/cpuinfo lists them; "model name" must not be taken for "model"
+    text = (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n"
+        "model name\t: Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz\nflags\t\t: fpu avx2\n\n"
+        "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 106\n"
+    )
+    assert cpu_kind(text) == ("GenuineIntel-6-85", "Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz")
+    assert cpu_kind("processor\t: 0\nvendor_id\t: ARM\n") == ("unknown", "")  # no family and model: no kind
+    assert device_description()["cpu"] == cpu_kind()[0]  # every record says which kind made it
 
 
 @without_gpu
