@@ -19,7 +19,10 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    method clean) - (baseline at the spec - baseline clean), per seed (all four runs share the
    seed's initial weights, data order and augmentation). A method that is simply better than
    `baseline` everywhere (a better loss for this data) gains at a noisy spec without being any
-   more robust to the noise; this difference in differences separates the two.
+   more robust to the noise; this difference in differences separates the two;
+7. what the flag rules did: per detecting method and spec, in how many seeds the rule flagged
+   anything, and how many samples against how many truly corrupted ones (on the v3 board the
+   rule flagged nothing where its detectors ranked perfectly, which only this table shows).
 
     python studies/board_findings.py leaderboard --protocol phantom-quick@v2
 
@@ -191,6 +194,32 @@ def noise_robustness(records: list[Record], specs: Iterable[str]) -> str:
     return note + "\n\n" + _table(["method", *noisy], rows)
 
 
+def flag_rule(records: list[Record], specs: Iterable[str]) -> str:
+    """Table 7: per detecting method (not a reference) and spec, the seeds whose rule flagged anything and the mean flagged
+    and corrupted counts: a detector that ranks well but whose rule flags nothing leaves its method training as baseline."""
+    cells: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    for r in records:
+        found = (r.metrics or {}).get("detection") if r.status == "ok" else None
+        if found and not board_stats.is_reference(r.method):
+            cells.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], []).append((found["n_flagged"], found["n_corrupted"]))
+    if not cells:
+        return "(no detecting method yet)"
+    shown = [s for s in specs if any(s in by_spec for by_spec in cells.values())]
+    rows = []
+    for method in sorted(cells):
+        row = [f"`{method}`"]
+        for spec in shown:
+            runs = cells[method].get(spec, [])
+            if not runs:
+                row.append("-")
+                continue
+            flagged = sum(f > 0 for f, _ in runs)
+            row.append(f"{flagged}/{len(runs)}: {sum(f for f, _ in runs) / len(runs):.0f} of {sum(c for _, c in runs) / len(runs):.0f}")
+        rows.append(row)
+    note = "seeds whose rule flagged any sample / seeds: mean flagged of mean truly corrupted training samples"
+    return note + "\n\n" + _table(["method", *shown], rows)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
@@ -206,6 +235,7 @@ def main(argv: list[str]) -> None:
         "### 4. Refurbishment\n\n" + refurbishment(frame),
         "### 5. Trainings that lost a structure\n\n" + lost_structures(frame),
         "### 6. What the noise costs each method beyond what it costs `baseline`\n\n" + noise_robustness(records, _specs(frame)),
+        "### 7. What the flag rules did\n\n" + flag_rule(records, _specs(frame)),
     ]
     sys.stdout.write("\n\n".join(out) + "\n")
 

@@ -84,3 +84,16 @@ def test_noise_robustness_is_the_difference_in_differences_of_the_raw_records(re
         half = 12.706 * np.std(d, ddof=1) / np.sqrt(2)
         assert rows["`coteaching`"][column] == f"{np.mean(d):+.3f} ± {half:.3f} (n 2)"
     assert "`baseline`" not in rows
+
+
+def test_the_flag_rule_table_counts_the_raw_records_flags(records):
+    rows = _rows(board_findings.flag_rule(records, ["none", "omission:0.5", "gaussian:0.1"]).split("\n\n", 1)[1])
+    assert "`baseline`" not in rows  # no detector, no flags
+    for method in ("loss-refurb", "vog-refurb", "coteaching", "confident-refurb"):
+        for column, folder in enumerate(("none", "omission-0.5")):
+            found = [r["metrics"]["detection"] for r in _raw(method, folder).values()]
+            flagged = sum(d["n_flagged"] > 0 for d in found)
+            mean_flagged = np.mean([d["n_flagged"] for d in found])
+            mean_corrupted = np.mean([d["n_corrupted"] for d in found])
+            assert rows[f"`{method}`"][column] == f"{flagged}/{len(found)}: {mean_flagged:.0f} of {mean_corrupted:.0f}"
+    assert not any(m.startswith("`oracle") for m in rows)  # references are handed the truth: their flags say nothing
