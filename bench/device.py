@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,7 +47,7 @@ def cpu_kind(cpuinfo: str | None = None) -> tuple[str, str]:
     where /proc/cpuinfo is missing or lacks those fields. `cpuinfo`: its text, read from /proc when None."""
     if cpuinfo is None:
         try:
-            cpuinfo = open("/proc/cpuinfo", encoding="utf-8").read()
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
         except OSError:
             return "unknown", ""
     fields: dict[str, str] = {}
