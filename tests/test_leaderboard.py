@@ -10,6 +10,7 @@ import io
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -520,3 +521,16 @@ def test_a_failed_trial_has_no_device_and_still_sits_on_a_board_of_cpu_records(g
     real.write(tmp_path)  # at loss-refurb seed 0 (sorted first among the loss-refurb files)
     frame = leaderboard.board(load_records([tmp_path]))
     assert (row(frame, "loss-refurb")["n"], row(frame, "loss-refurb")["failed"]) == (2, 1)
+
+
+def test_the_board_in_progress_runs_every_registered_recipe():
+    """Issue 16: every registered recipe on the board. The v4 script's lists must hold each recipe once: the ones that
+    need trusted samples on the trusted protocol (with baseline and loss-refurb to pair them), every other on the grid,
+    so a recipe added by pull request without a place on the board fails here."""
+    script = (Path(__file__).resolve().parent.parent / "leaderboard" / "phantom-quick" / "v4" / "run.sh").read_text()
+    grid, trusted = (set(re.search(rf"^{name}=(\S+)$", script, re.M).group(1).split(",")) for name in ("METHODS", "TRUSTED"))
+    names = set(bench.methods.names())
+    needs = {n for n in names if bench.methods.get(n).needs_trusted}
+    assert grid == names - needs
+    assert trusted == needs | {"baseline", "loss-refurb"}
+    assert re.search(r"^BOARD_COMMIT=[0-9a-f]{40}$", script, re.M)  # one commit, named in full
