@@ -8,7 +8,7 @@
 #   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
 set -euo pipefail
-BOARD_COMMIT=2cf3f1edb0cc28e836e064efdeb93e6182e89a41
+BOARD_COMMIT=7aa4e63a3f9d0d1fc123638c0f2eb089177d289e
 METHODS=baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
 TRUSTED=baseline,loss-refurb,loss-trusted-refurb,spatial-correction
 here="$(cd "$(dirname "$0")/../../.." && pwd)"
