@@ -56,9 +56,14 @@ def cpu_signature() -> str:
     return cpu_kind()[0]
 
 
+def own_store() -> Path:
+    """Where this CPU kind's own golden values live (`cpu_signature`), pinned or not."""
+    return STORE.with_name(f"golden_values.{cpu_signature()}.json")
+
+
 def store() -> Path:
-    """This CPU kind's golden values where they were pinned for it (`cpu_signature`), else `STORE`."""
-    own = STORE.with_name(f"golden_values.{cpu_signature()}.json")
+    """This CPU kind's golden values where they were pinned for it (`own_store`), else `STORE`."""
+    own = own_store()
     return own if own.exists() else STORE
 
 
@@ -172,6 +177,6 @@ if __name__ == "__main__":
     values = compute()
     text = json.dumps(values, indent=1, sort_keys=True) + "\n"
     if "--write" in sys.argv[1:]:  # with --cpu: this CPU kind's own file (pin it from an unchanged checkout)
-        (STORE.with_name(f"golden_values.{cpu_signature()}.json") if "--cpu" in sys.argv[1:] else STORE).write_text(text)
+        (own_store() if "--cpu" in sys.argv[1:] else STORE).write_text(text)
     else:
         sys.stdout.write(text)
