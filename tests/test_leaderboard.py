@@ -534,3 +534,9 @@ def test_the_board_in_progress_runs_every_registered_recipe():
     assert grid == names - needs
     assert trusted == needs | {"baseline", "loss-refurb"}
     assert re.search(r"^BOARD_COMMIT=[0-9a-f]{40}$", script, re.M)  # one commit, named in full
+    # it runs in blocks of one spec and one seed: together the blocks must be the protocols' whole grid, each once
+    specs, seeds = (re.search(rf'^{name}="([^"]+)"$', script, re.M).group(1).split() for name in ("SPECS", "SEEDS"))
+    for name in ("phantom-quick", "phantom-quick-trusted6"):
+        protocol = bench.protocols.get(f"{name}@v4")
+        assert sorted(specs) == sorted(protocol.noise_grid) and len(set(specs)) == len(specs)
+        assert [int(s) for s in seeds] == list(protocol.seeds)

@@ -5,12 +5,18 @@
 # (commit them as they land; never edit one). Interrupt it at any time; run it again to resume.
 # v4 is v3 with recipe generation 3 (the revised shared flag rule); v3's smoke cells (one per recipe at omission:0.75,
 # every one a valid record) cover what generation 3 did not change, so this board starts with the grid.
+# It runs in blocks of one noise spec and one seed (every recipe of that pair, the unit a paired test compares), so
+# that a block lands on one machine: records are bit-reproducible within a CPU kind only (leaderboard/README.md), and
+# sessions get machines of different kinds. Specs run in SPECS order, the error levels the study's claims are about
+# first. The order changes which records exist when, never a record.
 #   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
 set -euo pipefail
 BOARD_COMMIT=7aa4e63a3f9d0d1fc123638c0f2eb089177d289e
 METHODS=baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
 TRUSTED=baseline,loss-refurb,loss-trusted-refurb,spatial-correction
+SPECS="none systematic:0.75 omission:0.75 random:0.75 systematic:0.5 omission:0.5 random:0.5 systematic:0.25 omission:0.25 random:0.25"
+SEEDS="0 1 2 3 4"
 here="$(cd "$(dirname "$0")/../../.." && pwd)"
 tree="${1:-$here/../echo-noise-bench-board-v4}"
 if [ ! -d "$tree" ]; then
@@ -23,5 +29,15 @@ export PYTHONPATH="$tree"
 run() {
   "$here/.venv/bin/bench" run --resume --max-concurrent "${MAX_CONCURRENT:-2}" --out "$here/leaderboard" "$@"
 }
-run --protocol phantom-quick@v4 --method "$METHODS" --noise protocol --storage "${TMPDIR:-/tmp}/phantom-quick-v4-tune"
-run --protocol phantom-quick-trusted6@v4 --method "$TRUSTED" --noise protocol --storage "${TMPDIR:-/tmp}/phantom-quick-trusted6-v4-tune"
+failed=0
+for spec in $SPECS; do
+  for seed in $SEEDS; do
+    run --protocol phantom-quick@v4 --method "$METHODS" --noise "$spec" --seed "$seed" --storage "${TMPDIR:-/tmp}/phantom-quick-v4-tune" \
+      || { echo "block $spec seed $seed did not finish (exit $?); the next run resumes it" >&2; failed=1; }
+  done
+done
+for spec in $SPECS; do
+  run --protocol phantom-quick-trusted6@v4 --method "$TRUSTED" --noise "$spec" --storage "${TMPDIR:-/tmp}/phantom-quick-trusted6-v4-tune" \
+    || { echo "trusted block $spec did not finish (exit $?); the next run resumes it" >&2; failed=1; }
+done
+exit "$failed"
