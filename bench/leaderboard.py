@@ -9,7 +9,9 @@ the seeds both ran, so a reader sees how much of a difference is noise. Within a
 those p-values are Holm-corrected for the number of methods, and the spec's minimum detectable
 difference (`bench.board_stats`) says how small a difference its seeds could find at all.
 References (`oracle-*`, which read the noise truth) are shown beside the methods but never
-ranked and never counted in the correction. The HTML page and its plots live in
+ranked and never counted in the correction. Records are bit-reproducible within one machine
+kind only (CPU kind, or GPU), so costs are compared within a kind and the board counts the
+paired seeds whose two records ran on different kinds. The HTML page and its plots live in
 `bench.board_html` and `bench.board_plots`.
 """
 
@@ -192,6 +194,13 @@ def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
+def machine_kind(record: Record) -> str:
+    """The kind of machine a record ran on: its GPU's name on a GPU, else its CPU kind (`bench.device.cpu_kind`), '' where
+    the record does not say (records written before CPU kinds were recorded). Numbers and costs compare within a kind."""
+    device = record.provenance.get("device") or {}
+    return str(device.get("gpu") if device.get("kind") == "cuda" else device.get("cpu") or "")
+
+
 def _values(record: Record) -> dict[str, float]:
     """One ok record's numbers for the board (NaN where the record has none, e.g. no detector)."""
     m = record.metrics
@@ -233,9 +242,14 @@ def mean_interval(values: Any) -> tuple[float, float, int]:
     return float(v.mean()), half, n
 
 
+def paired_seeds(method: dict[int, float], baseline: dict[int, float]) -> list[int]:
+    """The seeds both have, with a finite value in both, in order: the pairs of a paired comparison."""
+    return sorted(s for s in method if s in baseline and np.isfinite(method[s]) and np.isfinite(baseline[s]))
+
+
 def _paired(method: dict[int, float], baseline: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     """The values of method and baseline on the seeds both have (finite in both), in seed order."""
-    seeds = sorted(s for s in method if s in baseline and np.isfinite(method[s]) and np.isfinite(baseline[s]))
+    seeds = paired_seeds(method, baseline)
     return np.array([method[s] for s in seeds], dtype=float), np.array([baseline[s] for s in seeds], dtype=float)
 
 
@@ -276,6 +290,7 @@ def _frame(records: list[Record], metrics: dict[str, str]) -> pd.DataFrame:
                 "noise_level": _num(noise["level"]),
                 "seed": r.seed,
                 "ok": r.ok,
+                "machine": machine_kind(r),
                 "prevalence": _num(noise.get("n_corrupted")) / _num(r.dataset.get("n_train")) if r.dataset.get("n_train") else math.nan,
                 **(_values(r) if r.ok else {}),
             }
@@ -298,7 +313,7 @@ def board(records: list[Record]) -> pd.DataFrame:
     `baseline` at the same noise spec: `delta_dice` (mean per-seed difference in mean Dice),
     `delta_dice_ci`, `delta_p` (paired t-test), `delta_n` (paired seeds). `cost_rel` is each
     seed's CPU seconds (`cost.cpu_s`, on a CPU trial that has them) or else wall time (training time when absent) over
-    baseline's mean at the same noise spec.
+    baseline's mean at the same noise spec on the same machine kind (`machine_kind`; NaN where baseline has no record there).
 
     Added after v1, at the end: `reference` (shown, never ranked, not in the correction),
     `det_ap_chance` (AP's chance level: the cell's prevalence n_corrupted / n_train, where
@@ -309,7 +324,9 @@ def board(records: list[Record]) -> pd.DataFrame:
     methods' pairs), `spec_n` (the fewest paired seeds among them), `spec_mdd` (the MDD of a
     pair with spec_n seeds and spec_sd), `spec_seeds_for_target` (seeds for an MDD of at most
     `board_stats.MDD_TARGET`). Added after v2, at the end: `lost` (the ok seeds in which some
-    structure's test Dice is below `board_stats.LOST_BELOW`). Rows are sorted by protocol, noise (none first), rank, references last.
+    structure's test Dice is below `board_stats.LOST_BELOW`). Added after v3, at the end: `delta_across_machines` (paired
+    seeds whose method and baseline records ran on different machine kinds) and `machines` (the row's machine kinds,
+    comma-joined; empty where no record names one). Rows are sorted by protocol, noise (none first), rank, references last.
     """
     if not records:
         raise BenchError("no records to put on a board")
@@ -317,8 +334,9 @@ def board(records: list[Record]) -> pd.DataFrame:
     frame = _frame(records, metrics)
     ok = frame[frame["ok"]]
     base = ok[ok["method"] == BASELINE]
-    base_cost = base.groupby([*GROUP, "noise"])["cost_s"].mean()
+    base_cost = base.groupby([*GROUP, "noise", "machine"])["cost_s"].mean()
     baseline_dice = {k: dict(zip(b["seed"], b["dice_mean"], strict=True)) for k, b in base.groupby([*GROUP, "noise"])}
+    baseline_machine = {k: dict(zip(b["seed"], b["machine"], strict=True)) for k, b in base.groupby([*GROUP, "noise"])}
     rows = []
     for key, g in frame.groupby(KEY, sort=False):
         good = g[g["ok"]]
@@ -326,7 +344,8 @@ def board(records: list[Record]) -> pd.DataFrame:
         row: dict[str, Any] = dict(zip(KEY, key, strict=True))
         row.update(noise_type=first["noise_type"], noise_level=first["noise_level"], noise_params=first["noise_params"])
         row.update(n=len(good), failed=int((~g["ok"]).sum()), reference=bool(g["reference"].any()), lost=int(good["lost"].sum()))
-        cost = base_cost.get((*key[:3], key[4]), math.nan)
+        # a seed's cost over baseline's mean cost at the spec on the same machine kind (NaN where baseline has none there)
+        cost = pd.Series([base_cost.get((*key[:3], key[4], m), math.nan) for m in good["machine"]], index=good.index, dtype=float)
         for col in metrics:
             values = good["cost_s"] / cost if col == "cost_rel" else good[col]
             row[col], row[f"{col}_ci"], _ = mean_interval(values)
@@ -335,10 +354,13 @@ def board(records: list[Record]) -> pd.DataFrame:
         if key[3] != BASELINE and base_dice:
             mine = dict(zip(good["seed"], good["dice_mean"], strict=True))
             diff, sd = paired_difference(mine, base_dice), paired_sd(mine, base_dice)
+            kinds, base_kinds = dict(zip(good["seed"], good["machine"], strict=True)), baseline_machine[(*key[:3], key[4])]
+            across = sum(kinds[s] != base_kinds[s] for s in paired_seeds(mine, base_dice))
         else:
-            diff, sd = (math.nan, math.nan, math.nan, 0), math.nan
+            diff, sd, across = (math.nan, math.nan, math.nan, 0), math.nan, 0
         row["delta_dice"], row["delta_dice_ci"], row["delta_p"], row["delta_n"] = diff
         row["delta_sd"], row["delta_mdd"] = sd, board_stats.min_detectable_difference(sd, diff[3])
+        row["delta_across_machines"], row["machines"] = across, ",".join(sorted(set(good["machine"]) - {""}))
         rows.append(row)
     out = _per_spec(pd.DataFrame(rows))
     clean = out["noise_type"] == "none"
@@ -350,7 +372,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     delta = ["delta_dice", "delta_dice_ci", "delta_p", "delta_n"]
     more = [c for m in MORE_METRICS for c in (m, f"{m}_ci")]
     power = ["delta_sd", "delta_mdd", "delta_p_holm", "delta_holm_reject", "spec_sd", "spec_n", "spec_mdd", "spec_seeds_for_target"]
-    return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power, "lost"]].reset_index(drop=True)
+    added = ["lost", "delta_across_machines", "machines"]
+    return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power, *added]].reset_index(drop=True)
 
 
 def _per_spec(out: pd.DataFrame) -> pd.DataFrame:
@@ -467,7 +490,9 @@ def display_frame(frame: pd.DataFrame, columns: list[str], pm: str = " ± ") -> 
 
 
 def power_table(g: pd.DataFrame) -> pd.DataFrame:
-    """Per noise spec of one protocol group: the methods compared, paired seeds, pooled paired sd, MDD, target met, seeds for the target."""
+    """Per noise spec of one protocol group: the methods compared, paired seeds, pooled paired sd, MDD, target met, seeds for
+    the target, Holm-significant methods and, where the records name their machine kind, the pairs whose two records ran
+    on different kinds (their difference carries the kinds' floating-point difference)."""
     rows = []
     for noise, s in g.groupby("noise", sort=False):
         first = s.iloc[0]
@@ -488,6 +513,8 @@ def power_table(g: pd.DataFrame) -> pd.DataFrame:
                 "Holm-significant": f"{significant} of {int(methods['delta_p_holm'].notna().sum())}",
             }
         )
+        if (g["machines"] != "").any():  # records that name their machine kind (boards after v3)
+            rows[-1]["pairs across machine kinds"] = f"{int(methods['delta_across_machines'].sum())} of {int(methods['delta_n'].sum())}"
     return pd.DataFrame(rows)
 
 

@@ -179,6 +179,39 @@ def test_cost_of_a_cpu_trial_is_its_cpu_seconds_and_of_a_gpu_trial_its_wall_time
     assert row(board(records), "loss-refurb")["cost_rel"] == pytest.approx(1.2)
 
 
+def on(record: dict, cpu: str | None = None, gpu: str | None = None) -> dict:
+    """The record as if it ran on CPU kind `cpu` (None: a record from before CPU kinds were recorded) or on GPU `gpu`."""
+    device = {k: v for k, v in record["provenance"]["device"].items() if k not in ("cpu", "cpu_name")}
+    if cpu is not None:
+        device.update(cpu=cpu, cpu_name="some CPU")
+    if gpu is not None:
+        device.update(kind="cuda", gpu=gpu)
+    record["provenance"]["device"] = device
+    return record
+
+
+def test_cost_compares_within_a_machine_kind_and_pairs_across_kinds_are_counted(template):
+    # baseline's CPU seconds: 10 and 12 on kind A (mean 11), 30 on kind B; each method seed costs twice its kind's baseline
+    base = [on(make(template, "baseline", seed=s, cpu=c), k) for s, (c, k) in enumerate([(10.0, "A"), (12.0, "A"), (30.0, "B")])]
+    refurb = [on(make(template, "loss-refurb", seed=s, cpu=c), k) for s, (c, k) in enumerate([(22.0, "A"), (60.0, "B"), (60.0, "B")])]
+    elsewhere = [on(make(template, "gce", seed=s, cpu=5.0), "C") for s in range(3)]  # a kind baseline never ran on
+    frame = board(base + refurb + elsewhere)
+    r = row(frame, "loss-refurb")
+    assert r["cost_rel"] == pytest.approx(2.0) and r["cost_rel_ci"] == pytest.approx(0.0, abs=1e-12)  # pooled: 22/17.3, 60/17.3
+    assert (r["delta_across_machines"], r["machines"]) == (1, "A,B")  # seed 1: A against B
+    g = row(frame, "gce")
+    assert np.isnan(g["cost_rel"]) and (g["delta_across_machines"], g["machines"]) == (3, "C")
+    power = leaderboard.power_table(frame)
+    assert power.iloc[0]["pairs across machine kinds"] == "4 of 6"
+    # on a GPU the kind is the GPU's name; records that name no kind are one kind, and the power table leaves the column out
+    gpu = [on(make(template, m, seed=s), gpu="H200") for m in ("baseline", "loss-refurb") for s in range(2)]
+    assert set(board(gpu)["machines"]) == {"H200"}
+    old = [on(make(template, m, seed=s, cpu=c)) for m, c in (("baseline", 10.0), ("loss-refurb", 30.0)) for s in range(2)]
+    frame = board(old)
+    assert row(frame, "loss-refurb")["cost_rel"] == pytest.approx(3.0) and set(frame["machines"]) == {""}
+    assert "pairs across machine kinds" not in leaderboard.power_table(frame).columns
+
+
 def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
     records = [
         make(template, "baseline", dice=0.5, seed=0),
@@ -506,7 +539,8 @@ def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
     records[3] = with_dice("loss-refurb", 0, 0.9, 0.8, 0.3)
     assert leaderboard.seeds_cell(row(board(records), "loss-refurb")) == "2 (1 lost, +1 failed)"
     assert "| 3 (2 lost) |" in leaderboard.render(frame, "md")
-    assert list(frame.columns)[-1] == "lost"  # added after v2: at the end, so older readers of the CSV keep their columns
+    # added after v2 (lost) and v3 (machine kinds): at the end, so older readers of the CSV keep their columns
+    assert list(frame.columns)[-3:] == ["lost", "delta_across_machines", "machines"]
 
 
 def test_a_failed_trial_has_no_device_and_still_sits_on_a_board_of_cpu_records(grid, tmp_path):
