@@ -45,8 +45,9 @@ demo: install
 
 ## the test suite (what CI runs), then the linter. One pytest-xdist worker per core (at most 4); a test file
 ## stays on one worker (--dist loadfile), so a module's expensive fixture is built once and Ray starts once.
+## The 15 slowest tests are listed at the end, to keep the suite within its 10 minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
+	$(BIN)/python -m pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile --durations 15
 	$(BIN)/ruff check .
 
 ## speed benchmarks (ratios against baselines measured in the same run)
