@@ -24,7 +24,9 @@ pixels and the last bits of every trial come out otherwise under the same cap (n
 dispatch and the convolutions' cache-sized blocking are the likely sources; not isolated).
 So a CPU whose values differ gets its own file, `golden_values.<cpu_signature()>.json`,
 written from an unchanged checkout (`--write --cpu`); the test reads that file where it
-exists and `golden_values.json` elsewhere. The same holds for board records: they are
+exists and `golden_values.json` elsewhere. On a CPU kind nobody pinned yet (no file of its
+own and not `STORE_VENDOR`'s), the test checks strictly only the values that every pinned
+file agrees on (`cpu_dependent` names the others) and skips the rest, saying so. The same holds for board records: they are
 reproducible bit for bit on one CPU kind, and differ in the last digits across kinds.
 """
 
@@ -65,6 +67,28 @@ def store() -> Path:
     """This CPU kind's golden values where they were pinned for it (`own_store`), else `STORE`."""
     own = own_store()
     return own if own.exists() else STORE
+
+
+#: the CPU vendor whose kinds pinned and checked `STORE` (the Intel machines of the first sessions all agreed on it)
+STORE_VENDOR = "GenuineIntel"
+
+
+def pinned_files() -> list[Path]:
+    """Every golden file: `STORE` and each CPU kind's own."""
+    return [STORE, *sorted(STORE.parent.glob("golden_values.*.json"))]
+
+
+def cpu_dependent(files: list[Path]) -> set[str]:
+    """The paths whose value is not the same in every one of `files` (missing from one counts): the values known to
+    differ between CPU kinds, where the others are known to be the same on every kind pinned so far."""
+    stores = [json.loads(f.read_text()) for f in files]
+    keys = set().union(*stores)
+    return {k for k in keys if any(k not in s or s[k] != stores[0].get(k) for s in stores)}
+
+
+def kind_is_pinned() -> bool:
+    """Whether this CPU kind's golden values are known: it has its own file, or its vendor's kinds pinned `STORE`."""
+    return own_store().exists() or cpu_signature().startswith(STORE_VENDOR + "-")
 
 
 NOISE_SPECS = (
