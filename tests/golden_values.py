@@ -20,8 +20,11 @@ other last bits through transcendental functions and convolution blocking), so t
 is meant to run with the environment of `PINNED_ENV`, which caps all four at AVX2. That
 made the values hold on the Intel machines that pinned and checked them, not on every
 x86-64 CPU: on an AMD EPYC of family 23 model 1 (Zen, AVX2 only) the generator-3 phantom's
-pixels and the last bits of every trial come out otherwise under the same cap (numpy's
-dispatch and the convolutions' cache-sized blocking are the likely sources; not isolated).
+pixels and the last bits of every trial come out otherwise under the same cap. Not isolated;
+ruled out for the phantom there: numpy's SIMD level (its pixels stay the same with
+NPY_DISABLE_CPU_FEATURES also naming X86_V3) and OpenBLAS's kernel (OPENBLAS_CORETYPE
+Prescott, Sandybridge, Haswell or Zen: the same pixels). Left: scipy.fft, libm, and for the
+trials the convolutions' cache-sized blocking in oneDNN.
 So a CPU whose values differ gets its own file, `golden_values.<cpu_signature()>.json`,
 written from an unchanged checkout (`--write --cpu`); the test reads that file where it
 exists and `golden_values.json` elsewhere. On a CPU kind nobody pinned yet (no file of its
