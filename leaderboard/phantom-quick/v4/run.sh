@@ -11,6 +11,8 @@
 # first. The order changes which records exist when, never a record.
 #   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
+# To stop it, end this script before its `bench run` (else the next block starts): pkill -f phantom-quick/v4/run.sh,
+# then pkill -f "bench run --resume"; the interrupted trials' failed records are redone by the next run.
 set -euo pipefail
 BOARD_COMMIT=7aa4e63a3f9d0d1fc123638c0f2eb089177d289e
 METHODS=baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
