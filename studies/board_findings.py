@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from bench import board_stats
-from bench.leaderboard import BASELINE, board, load_records, mean_interval
+from bench.leaderboard import BASELINE, board, load_records, machine_kind, mean_interval
 from bench.record import Record
 
 
@@ -220,6 +220,16 @@ def flag_rule(records: list[Record], specs: Iterable[str]) -> str:
     return note + "\n\n" + _table(["method", *shown], rows)
 
 
+def made_on(records: list[Record], frame: pd.DataFrame) -> str:
+    """Which machine kinds made the records (records are bit-reproducible within a kind only), and how many of the
+    board's paired seeds (methods against `baseline`, references left out) compare records of two kinds."""
+    counts = pd.Series([machine_kind(r) or "unrecorded" for r in records]).value_counts()
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    methods = frame[(frame["method"] != BASELINE) & ~frame["reference"]]
+    across, pairs = int(methods["delta_across_machines"].sum()), int(methods["delta_n"].sum())
+    return f"Made on: {kinds}; paired seeds across machine kinds: {across} of {pairs}."
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
@@ -228,7 +238,7 @@ def main(argv: list[str]) -> None:
     records = load_records(args.paths, args.protocol)
     frame = board(records)
     out = [
-        f"{len(records)} records of {args.protocol}.",
+        f"{len(records)} records of {args.protocol}. " + made_on(records, frame),
         "### 1. What the noise costs `baseline`\n\n" + noise_cost(records, _specs(frame)),
         "### 2. Detection by error type\n\n" + detection(frame),
         "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame),

@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "studies"))
 import board_findings  # noqa: E402
 
 import bench.leaderboard  # noqa: E402
+from bench.record import Record  # noqa: E402
 
 
 def _raw(method: str, folder: str) -> dict[int, dict]:
@@ -97,3 +98,15 @@ def test_the_flag_rule_table_counts_the_raw_records_flags(records):
             mean_corrupted = np.mean([d["n_corrupted"] for d in found])
             assert rows[f"`{method}`"][column] == f"{flagged}/{len(found)}: {mean_flagged:.0f} of {mean_corrupted:.0f}"
     assert not any(m.startswith("`oracle") for m in rows)  # references are handed the truth: their flags say nothing
+
+
+def test_made_on_counts_each_machine_kind_and_the_pairs_across_kinds(records):
+    v1 = board_findings.made_on(records, bench.leaderboard.board(records))  # v1's records predate recorded CPU kinds
+    # 4 methods (oracle-refurb is a reference) x 10 specs x 2 seeds paired with baseline
+    assert v1 == f"Made on: unrecorded {len(records)}; paired seeds across machine kinds: 0 of 80."
+    moved = [Record.from_dict(r.to_dict()) for r in records]
+    for r in moved:
+        if r.method["name"] == "baseline" and r.seed == 1:  # baseline's seed 1 on another kind, at every spec
+            r.provenance["device"] = {**r.provenance["device"], "kind": "cpu", "cpu": "AuthenticAMD-23-1"}
+    text = board_findings.made_on(moved, bench.leaderboard.board(moved))
+    assert text == f"Made on: AuthenticAMD-23-1 10, unrecorded {len(records) - 10}; paired seeds across machine kinds: 40 of 80."
