@@ -335,8 +335,9 @@ def board(records: list[Record]) -> pd.DataFrame:
     ok = frame[frame["ok"]]
     base = ok[ok["method"] == BASELINE]
     base_cost = base.groupby([*GROUP, "noise", "machine"])["cost_s"].mean()
-    baseline_dice = {k: dict(zip(b["seed"], b["dice_mean"], strict=True)) for k, b in base.groupby([*GROUP, "noise"])}
-    baseline_machine = {k: dict(zip(b["seed"], b["machine"], strict=True)) for k, b in base.groupby([*GROUP, "noise"])}
+    by_spec = dict(list(base.groupby([*GROUP, "noise"])))
+    baseline_dice = {k: dict(zip(b["seed"], b["dice_mean"], strict=True)) for k, b in by_spec.items()}
+    baseline_machine = {k: dict(zip(b["seed"], b["machine"], strict=True)) for k, b in by_spec.items()}
     rows = []
     for key, g in frame.groupby(KEY, sort=False):
         good = g[g["ok"]]

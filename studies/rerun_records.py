@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import torch
 
 import bench
 from bench.device import cpu_kind
-from bench.record import Record
+from bench.record import Record, git_commit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from golden_values import flatten  # the golden test's {path: leaf} view of a record
@@ -41,13 +40,6 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
 
     return sorted(k for k in a.keys() | b.keys() if k not in a or k not in b or not same(a[k], b[k]))
-
-
-def code_commit() -> str | None:
-    """The git commit of the `bench` this process imported (None outside a git checkout)."""
-    root = Path(bench.__file__).resolve().parent.parent
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def rerun(record: Record) -> Record:
@@ -64,7 +56,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="+", type=Path, help="record JSON files")
     args = parser.parse_args(argv)
-    here, commit = cpu_kind()[0], code_commit()
+    here, commit = cpu_kind()[0], git_commit()  # as the records name theirs
     for path in args.records:
         record = Record.read(path)
         made = record.provenance.get("git_commit")

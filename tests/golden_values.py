@@ -29,8 +29,9 @@ So a CPU whose values differ gets its own file, `golden_values.<cpu_signature()>
 written from an unchanged checkout (`--write --cpu`); the test reads that file where it
 exists and `golden_values.json` elsewhere. On a CPU kind nobody pinned yet (no file of its
 own and not `STORE_VENDOR`'s), the test checks strictly only the values that every pinned
-file agrees on (`cpu_dependent` names the others) and skips the rest, saying so. The same holds for board records: they are
-reproducible bit for bit on one CPU kind, and differ in the last digits across kinds.
+file agrees on (`cpu_dependent` names the others) and skips the rest, saying so. The same
+holds for board records: they are reproducible bit for bit on one CPU kind, and differ in
+the last digits across kinds.
 """
 
 from __future__ import annotations
