@@ -1,10 +1,12 @@
 """studies/board_findings.py, the source of leaderboard/README.md's findings, against the raw JSON of the v1 board's records."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +15,7 @@ sys.path.insert(0, str(ROOT / "studies"))
 import board_findings  # noqa: E402
 
 import bench.leaderboard  # noqa: E402
+from bench.data import fingerprint  # noqa: E402
 from bench.record import Record  # noqa: E402
 
 
@@ -110,3 +113,33 @@ def test_made_on_counts_each_machine_kind_and_the_pairs_across_kinds(records):
             r.provenance["device"] = {**r.provenance["device"], "kind": "cpu", "cpu": "AuthenticAMD-23-1"}
     text = board_findings.made_on(moved, bench.leaderboard.board(moved))
     assert text == f"Made on: AuthenticAMD-23-1 10, unrecorded {len(records) - 10}; paired seeds across machine kinds: 40 of 80."
+
+
+def test_flags_by_quality_pools_the_flagged_share_of_each_quality(records):
+    ids = [f"s{i}" for i in range(8)]
+    info = pd.DataFrame({"id": ids, "quality": ["good"] * 4 + ["poor"] * 4})
+    key = fingerprint(*ids)
+
+    def made(method: str, spec: str, flags: list[int], corrupted: list[int], fingerprint_: str = key) -> Record:
+        like = next(r for r in records if r.method["name"] == method and r.noise["spec"] == spec)
+        return dataclasses.replace(like, per_sample={"ids_fingerprint": fingerprint_, "flags": flags, "corrupted": corrupted})
+
+    clean = [0] * 8
+    table = board_findings.flags_by_quality(
+        [
+            made("loss-refurb", "none", [1, 0, 0, 0, 1, 1, 0, 0], clean),  # good 1 of 4, poor 2 of 4
+            made("loss-refurb", "omission:0.5", [1, 0, 0, 1, 1, 1, 1, 0], [1, 1, 0, 0, 1, 1, 0, 0]),
+            made("vog-refurb", "none", [0, 0, 0, 0, 0, 0, 0, 1], clean),
+            made("vog-refurb", "none", [1] * 8, clean, fingerprint_="another training set"),  # left out
+            made("oracle-refurb", "omission:0.5", [1, 1, 0, 0, 1, 1, 0, 0], [1, 1, 0, 0, 1, 1, 0, 0]),  # a reference
+            next(r for r in records if r.method["name"] == "baseline"),  # no detector
+        ],
+        info,
+    )
+    assert "good · poor; training set: good 4, poor 4" in table
+    rows = _rows(table.split("\n\n", 1)[1])
+    assert rows == {
+        # clean samples of the noisy spec: good s2, s3 -> 1 of 2, poor s6, s7 -> 1 of 2; corrupted: good 1 of 2, poor 2 of 2
+        "`loss-refurb`": ["25% · 50%", "50% · 50%", "50% · 100%"],
+        "`vog-refurb`": ["0% · 25%", "-", "-"],
+    }
