@@ -181,10 +181,17 @@ def check_flag_rule(rule: str, extra: tuple[str, ...] = ()) -> str:
     return rule
 
 
+def population_rule(rule: str, scores: np.ndarray) -> Flagging:
+    """What the population rule `rule` ("populations" or "populations-v2") decides on `scores`, with every number it compared."""
+    if rule not in ("populations", "populations-v2"):
+        raise ValueError(f"{rule!r} is not a population rule; choose 'populations' or 'populations-v2'")
+    return high_population_flags(scores, tails_below=SEPARATED if rule == "populations-v2" else math.inf)
+
+
 def flag_by_rule(rule: str, scores: np.ndarray) -> np.ndarray:
     """Bool flags of `scores` by a shared rule: "mixture" (`mixture_flags`), "populations" (`high_population_flags`) or
     "populations-v2" (`high_population_flags` with the tails test only below `SEPARATED`)."""
     check_flag_rule(rule)
     if rule == "mixture":
         return mixture_flags(scores)
-    return high_population_flags(scores, tails_below=SEPARATED if rule == "populations-v2" else math.inf).flags
+    return population_rule(rule, scores).flags

@@ -143,3 +143,36 @@ def test_flags_by_quality_pools_the_flagged_share_of_each_quality(records):
         "`loss-refurb`": ["25% · 50%", "50% · 50%", "50% · 100%"],
         "`vog-refurb`": ["0% · 25%", "-", "-"],
     }
+
+
+def test_rule_decisions_rerun_the_population_rule_on_the_stored_scores(records):
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(0.0, 1.0, 200), rng.normal(10.0, 1.0, 40)
+    scores = np.concatenate([low, high])
+    truly_high = [0] * 200 + [1] * 40
+    # ten sd apart every posterior is 0 or 1, so EM's components are the two groups' own means and (ddof 0) variances
+    d = np.sqrt(2) * (high.mean() - low.mean()) / np.sqrt(low.var() + high.var())
+
+    def made(method: str, spec: str, scores_: list[float], flags: list[int], rule: str | None = "populations-v2") -> Record:
+        like = next(r for r in records if r.method["name"] == method and r.noise["spec"] == spec)
+        recipe = dict(like.method["recipe"])
+        if rule is not None:
+            recipe["detector_params"] = {**recipe["detector_params"], "flag_rule": rule}
+        sample = {"ids_fingerprint": "x", "scores": scores_, "flags": flags, "corrupted": [0] * len(scores_)}
+        return dataclasses.replace(like, method={**like.method, "recipe": recipe}, per_sample=sample)
+
+    table = board_findings.rule_decisions(
+        [
+            made("loss-refurb", "omission:0.5", scores.tolist(), truly_high),
+            made("loss-refurb", "omission:0.5", scores.tolist(), [0] * 240),  # a record whose flags the rule does not give
+            made("vog-refurb", "none", [1.0] * 240, [0] * 240, rule="populations"),  # all tied: nothing to fit
+            made("confident-refurb", "none", scores.tolist(), truly_high, rule=None),  # the v1 rule (mixture): left out
+            made("oracle-refurb", "omission:0.5", scores.tolist(), truly_high),  # a reference: left out
+        ],
+        ["none", "omission:0.5", "random:0.5"],
+    )
+    assert "f flagged" in table and "s components not separated" in table
+    assert _rows(table.split("\n\n", 1)[1]) == {
+        "`loss-refurb`": ["-", f"D {d:.1f} ({d:.1f}-{d:.1f}): f2; 1 not reproduced"],
+        "`vog-refurb`": ["D -: n1", "-"],
+    }
