@@ -9,13 +9,15 @@
 # that a block lands on one machine: records are bit-reproducible within a CPU kind only (leaderboard/README.md), and
 # sessions get machines of different kinds. Specs run in SPECS order, the error levels the study's claims are about
 # first. The order changes which records exist when, never a record.
+# Within a block the longest recipes start first (adele, trinet, coteaching, confident-cv-refurb: 2-4x a baseline
+# trial), so the block does not end on one long trial with the other core idle (about a tenth of a block's time).
 #   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
 # To stop it, end this script before its `bench run` (else the next block starts): pkill -f phantom-quick/v4/run.sh,
 # then pkill -f "bench run --resume"; the interrupted trials' failed records are redone by the next run.
 set -euo pipefail
 BOARD_COMMIT=7aa4e63a3f9d0d1fc123638c0f2eb089177d289e
-METHODS=baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,coteaching,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce,confident-cv-refurb,trinet,adele
+METHODS=adele,trinet,coteaching,confident-cv-refurb,baseline,oracle-restore,loss-refurb,confident-refurb,vog-refurb,gce,nr-dice,t-loss,mean-teacher,selfie,loss-discard,vog-discard,forgetting-refurb,entropy-refurb,oracle-refurb,oracle-discard,bootstrap-soft,bootstrap-hard,sce
 TRUSTED=baseline,loss-refurb,loss-trusted-refurb,spatial-correction
 SPECS="none systematic:0.75 omission:0.75 random:0.75 systematic:0.5 omission:0.5 random:0.5 systematic:0.25 omission:0.25 random:0.25"
 SEEDS="0 1 2 3 4"
