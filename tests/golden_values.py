@@ -26,8 +26,8 @@ NPY_DISABLE_CPU_FEATURES also naming X86_V3) and OpenBLAS's kernel (OPENBLAS_COR
 Prescott, Sandybridge, Haswell or Zen: the same pixels). Left: scipy.fft, libm, and for the
 trials the convolutions' cache-sized blocking in oneDNN.
 An AMD EPYC of family 25 model 1 (Zen 3) gives family 23's values bit for bit: all 3,593 of them,
-pinned for it from an unchanged checkout on 2026-12-07, and two phantom-quick v4 records of family 23 rerun
-there (`studies/rerun_records.py`: 35 and 1,011 values identical). So the split is not by Zen generation.
+pinned for it from an unchanged checkout on 2026-12-07, and six phantom-quick v4 records of family 23 rerun
+there (`studies/rerun_records.py`, six recipes: every value identical). So the split is not by Zen generation.
 So a CPU whose values differ gets its own file, `golden_values.<cpu_signature()>.json`,
 written from an unchanged checkout (`--write --cpu`); the test reads that file where it
 exists and `golden_values.json` elsewhere. On a CPU kind nobody pinned yet (no file of its
