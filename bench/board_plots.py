@@ -191,8 +191,12 @@ def delta_figure(g: pd.DataFrame, name: str = "delta") -> str | None:
         return to_svg(fig, name)
 
 
+#: how a chance level is drawn: a dotted black line through a short bar at each noise level
+CHANCE = {"color": "black", "linestyle": ":", "linewidth": 1.1, "marker": "_", "markersize": 14, "markeredgewidth": 1.1}
+
+
 def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
-    """Detection AUROC, AP and precision at the review budget against noise level, with each one's chance level (dashed, black).
+    """Detection AUROC, AP and precision at the review budget against noise level, with each one's chance level (dotted, black).
 
     Chance: AUROC 0.5; AP and precision at the budget: the prevalence n_corrupted / n_train
     (a random ranking's expected AP, and a random pick's precision).
@@ -215,7 +219,8 @@ def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
                     dx = (k - (len(methods) - 1) / 2) * 0.006
                     _line(ax, rows[rows["method"] == m], col, f"{col}_ci", look[m], m in refs, dx, (0.0, 1.0))
                 chance = np.full(len(levels), 0.5) if col == "det_auroc" else prevalence
-                ax.plot(levels, chance, color="black", linestyle=":", linewidth=1.1, marker="")
+                # a short black bar at each level, so a chance level stands out where the line has one point (one spec)
+                ax.plot(levels, chance, gid=f"chance-{col}-{j}", **CHANCE)
                 ax.set_ylim(-0.03, 1.03)
                 if i == 0:
                     ax.set_title(title)
@@ -223,7 +228,7 @@ def detection_figure(g: pd.DataFrame, name: str = "detection") -> str | None:
                     ax.set_ylabel(label)
                 if i == len(panels) - 1:
                     ax.set_xlabel("noise level")
-        handles = [plt.Line2D([], [], color="black", linestyle=":", label="chance")]
+        handles = [plt.Line2D([], [], label="chance", **CHANCE)]
         _legend(fig, methods, look, refs)
         fig.legend(handles=handles, loc="outside right lower", frameon=False)
         return to_svg(fig, name)
@@ -306,8 +311,8 @@ def figures(g: pd.DataFrame, prefix: str) -> list[tuple[str, str, bool]]:
         delta_figure: "Difference in mean Dice to baseline (paired over seeds, mean ± 95% t-interval) against noise level. "
         f"Grey band: ± the spec's minimum detectable difference ({board_stats.POWER:.0%} power); dashed, hollow: references; "
         "whiskers running off a panel are cut at its edge.",
-        detection_figure: "Detection against noise level, mean ± 95% t-interval; dotted black: chance (AUROC 0.5; AP and precision at "
-        "the review budget: the prevalence of corrupted samples).",
+        detection_figure: "Detection against noise level, mean ± 95% t-interval; dotted black, a bar at each level: chance (AUROC 0.5; AP "
+        "and precision at the review budget: the prevalence of corrupted samples).",
         refurbishment_figure: "Label Dice of the truly corrupted training samples each method refurbished: before (hollow) and after "
         "(filled, ± 95% t-interval) refurbishment, against noise level; up = labels improved.",
         cost_figure: "Cost against accuracy: cost over baseline's (a CPU trial's CPU seconds where its record has them, else wall "

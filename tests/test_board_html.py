@@ -111,6 +111,28 @@ def test_no_two_methods_of_a_board_are_drawn_alike_and_each_keeps_its_look():
     assert board_plots.looks(names[:3]) == {n: look[n] for n in names[:3]}  # a board's first methods keep their look
 
 
+def test_a_board_of_one_noise_spec_still_shows_each_detection_chance_level(monkeypatch):
+    """`bench run --noise systematic:0.5` gives one level: a chance line through one point draws nothing unless it has a mark.
+    Each panel's chance must stand at its level as a visible mark: AUROC 0.5, AP and precision at the review budget the
+    prevalence (v1 systematic:0.5: 120 of 240 training samples corrupted)."""
+    records = [r for r in load_records(V1) if r.noise["spec"] == "systematic:0.5"]
+    drawn = {}
+
+    def keep(fig, name):  # the figure as drawn, instead of its SVG text
+        drawn[name] = fig
+        return ""
+
+    monkeypatch.setattr(board_plots, "to_svg", keep)
+    board_plots.detection_figure(board(records), "detection")
+    lines = {ln.get_gid(): ln for ax in drawn["detection"].axes for ln in ax.get_lines() if ln.get_gid()}
+    expected = {"det_auroc": 0.5, "det_ap": 120 / 240, "det_p_at_budget": 120 / 240}
+    assert set(lines) == {f"chance-{col}-0" for col in expected}
+    for col, level in expected.items():
+        line = lines[f"chance-{col}-0"]
+        assert list(line.get_xdata()) == [0.5] and list(line.get_ydata()) == pytest.approx([level])
+        assert line.get_marker() not in (None, "", "None", " ") and line.get_markersize() > 0 and line.get_visible()
+
+
 # ---------------------------------------------------------------- rendered in headless Chromium
 
 _CHECK = """<script>
