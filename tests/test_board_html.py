@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 
 from bench import board_plots
@@ -131,6 +132,7 @@ def test_a_board_of_one_noise_spec_still_shows_each_detection_chance_level(monke
         line = lines[f"chance-{col}-0"]
         assert list(line.get_xdata()) == [0.5] and list(line.get_ydata()) == pytest.approx([level])
         assert line.get_marker() not in (None, "", "None", " ") and line.get_markersize() > 0 and line.get_visible()
+    plt.close(drawn["detection"])  # to_svg, which closes it, was not called
 
 
 # ---------------------------------------------------------------- rendered in headless Chromium
