@@ -264,6 +264,7 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
                 )  # fmt: skip
             ax.set_title(title)
             ax.set_xlabel("noise level")
+            ax.set_xticks(np.sort(rows["noise_level"].unique()))  # the methods spread around each level: tick only the levels
         axes[0][0].set_ylabel("label Dice of corrupted samples")
         handles = [
             plt.Line2D([], [], color="#555555", marker="o", markerfacecolor="white", linestyle="", label="before"),
