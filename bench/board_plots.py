@@ -276,33 +276,52 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
 
 
 def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
-    """Each method's cost relative to baseline against its difference in mean Dice to baseline, both averaged over the noise specs.
+    """Each method's cost over baseline's beside its difference in mean Dice to baseline, both averaged over the noise specs.
 
-    Whiskers: the spread (sd) over the specs, not a confidence interval; a reference is hollow.
+    One row per method, cheapest at the top, two panels sharing the rows: a scatter of 20-odd methods piles their labels up
+    at (1, 0). Whiskers: the spread (sd) over the specs, not a confidence interval, cut at a panel's edge; a reference is
+    hollow. The Dice panel spans the means, so a method that loses structures in some specs does not flatten the others.
     """
     rows = g[g["cost_rel"].notna()]
     if rows.empty:
         return None
     methods, look, refs = _methods(rows, g)
+    points = []  # (method, cost mean, cost sd, delta mean, delta sd)
+    for m in methods:
+        mine = rows[rows["method"] == m]
+        delta = mine["delta_dice"].fillna(0.0) if m == "baseline" else mine["delta_dice"].dropna()
+        if not delta.empty:
+            cost = mine["cost_rel"]
+            points.append((m, cost.mean(), _sd(cost), delta.mean(), _sd(delta)))
+    if not points:
+        return None
+    points.sort(key=lambda p: (p[1], p[0]))
     with _style():
-        fig, ax = plt.subplots(figsize=(WIDTH / 2, 4.0), layout="constrained")
-        for m in methods:
-            mine = rows[rows["method"] == m]
-            delta = mine["delta_dice"].fillna(0.0) if m == "baseline" else mine["delta_dice"].dropna()
-            if delta.empty:
-                continue
-            x, y = mine["cost_rel"].mean(), delta.mean()
-            ax.errorbar(
-                x, y, xerr=mine["cost_rel"].std(ddof=1) if len(mine) > 1 else 0.0, yerr=delta.std(ddof=1) if len(delta) > 1 else 0.0,
-                color=look[m].colour, marker=look[m].marker, markersize=6, elinewidth=0.7, capsize=2,
-                markerfacecolor="white" if m in refs else look[m].colour,
-            )  # fmt: skip
-            ax.annotate(m, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=7.5, color=look[m].colour)
-        ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xlabel("cost / baseline's (mean over noise specs)")
-        ax.set_ylabel("Δ mean Dice vs baseline (mean over specs)")
-        ax.set_title("cost against accuracy")
+        fig, (left, right) = plt.subplots(
+            1, 2, sharey=True, figsize=(WIDTH / 2, 1.0 + 0.2 * len(points)), layout="constrained", gridspec_kw={"wspace": 0.04}
+        )  # fmt: skip
+        for i, (m, cost, cost_sd, delta, delta_sd) in enumerate(points):
+            style = dict(color=look[m].colour, marker=look[m].marker, markersize=5, elinewidth=0.7, capsize=2, linestyle="none",
+                         markerfacecolor="white" if m in refs else look[m].colour)  # fmt: skip
+            left.errorbar(cost, i, xerr=cost_sd, **style).lines[0].set_gid(f"{name}-cost-{m}")  # the marker's line, not its caps
+            right.errorbar(delta, i, xerr=delta_sd, **style).lines[0].set_gid(f"{name}-dice-{m}")
+        left.set_yticks(range(len(points)), [p[0] for p in points])
+        left.set_ylim(len(points) - 0.5, -0.5)  # cheapest at the top
+        left.axvline(1, color="black", linewidth=0.8)
+        right.axvline(0, color="black", linewidth=0.8)
+        deltas = [0.0, *(p[3] for p in points)]
+        pad = max(0.1 * (max(deltas) - min(deltas)), board_stats.MDD_TARGET / 2)
+        right.set_xlim(min(deltas) - pad, max(deltas) + pad)
+        left.set_xlabel("cost / baseline's (mean over noise specs)")
+        right.set_xlabel("Δ mean Dice vs baseline (mean over specs)")
+        left.set_title("cost", loc="left")
+        right.set_title("accuracy", loc="left")
         return to_svg(fig, name)
+
+
+def _sd(values: pd.Series) -> float:
+    """The sample sd of `values` (0 for a single value: no spread to draw)."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def figures(g: pd.DataFrame, prefix: str) -> list[tuple[str, str, bool]]:
@@ -317,7 +336,8 @@ def figures(g: pd.DataFrame, prefix: str) -> list[tuple[str, str, bool]]:
         refurbishment_figure: "Label Dice of the truly corrupted training samples each method refurbished: before (hollow) and after "
         "(filled, ± 95% t-interval) refurbishment, against noise level; up = labels improved.",
         cost_figure: "Cost against accuracy: cost over baseline's (a CPU trial's CPU seconds where its record has them, else wall "
-        "time) and difference in mean Dice, each averaged over the noise specs (whiskers: sd over specs).",
+        "time) and difference in mean Dice to baseline, each averaged over the noise specs, one row per method, cheapest first "
+        "(whiskers: sd over specs, cut at a panel's edge; hollow: references).",
     }
     for draw, caption in captions.items():
         svg = draw(g, f"{prefix}-{draw.__name__.removesuffix('_figure')}")

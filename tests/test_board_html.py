@@ -191,3 +191,26 @@ def test_in_chromium_the_screenshot_is_the_window_and_not_blank(tmp_path):
     image = Image.open(shot).convert("L")
     assert image.size == (1400, 900)
     assert len(image.getcolors(256)) > 20  # text, table lines and heatmap colours, not an empty page
+
+
+def test_the_cost_figure_has_one_readable_row_per_method_cheapest_first(monkeypatch):
+    """20-odd methods in a scatter pile their labels up at (1, 0): each method gets its own row, named on the axis, rows in
+    order of the cost the board's table gives, the same row in both panels, references hollow."""
+    g = board(load_records(V1))
+    drawn = {}
+    monkeypatch.setattr(board_plots, "to_svg", lambda fig, name: drawn.setdefault(name, fig) and "")
+    board_plots.cost_figure(g, "cost")
+    left, right = drawn["cost"].axes
+    names = [t.get_text() for t in left.get_yticklabels()]
+    cost = g[g["cost_rel"].notna()].groupby("method")["cost_rel"].mean()
+    assert sorted(names) == sorted(cost.index) and len(names) > 3
+    assert [cost[n] for n in names] == sorted(cost[n] for n in names)
+    for ax, what in ((left, "cost"), (right, "dice")):
+        rows = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+        for i, n in enumerate(names):
+            assert list(rows[f"cost-{what}-{n}"].get_ydata()) == [i]
+    refs = set(g.loc[g["reference"], "method"])
+    for n in names:
+        line = next(ln for ln in left.get_lines() if ln.get_gid() == f"cost-cost-{n}")
+        assert (line.get_markerfacecolor() == "white") == (n in refs)
+    plt.close(drawn["cost"])
