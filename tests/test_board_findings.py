@@ -176,3 +176,29 @@ def test_rule_decisions_rerun_the_population_rule_on_the_stored_scores(records):
         "`loss-refurb`": ["-", f"D {d:.1f} ({d:.1f}-{d:.1f}): f2; 1 not reproduced"],
         "`vog-refurb`": ["D -: n1", "-"],
     }
+
+
+def test_the_steady_mdd_pools_only_the_seeds_in_which_no_training_lost_a_structure(records):
+    """From the raw records, per spec: paired differences to baseline over the seeds in which neither run has a structure
+    below Dice 0.5, pooled variance of the pairs with 2 such seeds, (t_0.975 + t_0.8) / sqrt(n) x sd at the board's n (2). At v1
+    omission:0.75 baseline lost a structure in one of its 2 seeds: no pair is left (the board's MDD there pools them all)."""
+    from scipy import stats
+
+    rows = _rows(board_findings.corrected(bench.leaderboard.board(records), records).split("\n\n")[1])
+
+    def lost(r: dict) -> bool:
+        return min(v for k, v in r["metrics"]["dice"].items() if k != "mean") < 0.5
+
+    for spec, folder in (("none", "none"), ("systematic:0.5", "systematic-0.5"), ("omission:0.75", "omission-0.75")):
+        base = _raw("baseline", folder)
+        variances = []
+        for method in ("loss-refurb", "vog-refurb", "coteaching", "confident-refurb"):  # v1's tested methods
+            raw = _raw(method, folder)
+            diffs = [
+                raw[s]["metrics"]["dice"]["mean"] - base[s]["metrics"]["dice"]["mean"] for s in base if not (lost(raw[s]) or lost(base[s]))
+            ]
+            if len(diffs) == 2:
+                variances.append(np.var(diffs, ddof=1))
+        expected = (stats.t.ppf(0.975, 1) + stats.t.ppf(0.8, 1)) / np.sqrt(2) * np.sqrt(np.mean(variances)) if variances else None
+        assert rows[spec][2] == (f"{expected:.3f}" if variances else "-"), spec
+    assert rows["omission:0.75"][1] != "-"  # the board's own MDD is there
