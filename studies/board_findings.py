@@ -35,6 +35,15 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    (on the v4 board at systematic:0.75 no detector's rule flagged anything: this says whether
    the scores held no second population or one the rule's tests refused).
 
+10. cost within blocks: each method's CPU seconds over those of the `baseline` trial that ran in
+   the same block (one machine kind, spec and seed, `baseline` made between the block's first
+   and last other record), beside the board's `cost / baseline`, which divides by `baseline`'s
+   mean at the spec on that kind whenever it was made. CPU seconds grow with whatever else
+   shares the machine: the v4 `baseline` records were made first, in grid order, and cost
+   124-166 CPU s (median per spec) on AuthenticAMD-23-1 where recipes that train as it does
+   (`gce`, `sce`, `bootstrap-*`, `oracle-restore`) cost 109-125 in the blocks made later, so
+   the board's v4 ratios read about a fifth low.
+
     python studies/board_findings.py leaderboard --protocol phantom-quick@v2
 
 A partial board gives partial tables: every cell says how many seeds it has.
@@ -46,6 +55,7 @@ import argparse
 import math
 import sys
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -379,6 +389,38 @@ def made_on(records: list[Record], frame: pd.DataFrame) -> str:
     return f"Made on: {kinds}; paired seeds across machine kinds: {across} of {pairs}."
 
 
+def cost_in_blocks(records: list[Record], frame: pd.DataFrame) -> str:
+    """Table 10: per method, CPU seconds over those of the `baseline` trial made in the same block (kind, spec, seed; created
+    between the block's first and last other record), mean ± 95% interval over blocks, beside the board's `cost / baseline`."""
+    blocks: dict[tuple[str, str, int], dict[str, tuple[datetime, float]]] = {}
+    for r in records:
+        cpu = r.cost.get("cpu_s") if r.status == "ok" else None
+        if cpu and machine_kind(r) and r.provenance.get("created"):
+            key = (machine_kind(r), r.noise["spec"], r.seed)
+            blocks.setdefault(key, {})[r.method["name"]] = (datetime.fromisoformat(r.provenance["created"]), float(cpu))
+    ratios: dict[str, list[float]] = {}
+    kept = []
+    for key, runs in blocks.items():
+        others = [t for m, (t, _) in runs.items() if m != BASELINE]
+        if BASELINE not in runs or not others or not min(others) <= runs[BASELINE][0] <= max(others):
+            continue
+        kept.append(key)
+        for method, (_, cpu) in runs.items():
+            if method != BASELINE:
+                ratios.setdefault(method, []).append(cpu / runs[BASELINE][1])
+    if not ratios:
+        return "(no block has a `baseline` trial made among its other trials)"
+    board_cost = frame.groupby("method")["cost_rel"].mean()
+    rows = []
+    for method in sorted(ratios, key=lambda m: (np.mean(ratios[m]), m)):
+        mean, half, n = mean_interval(ratios[method])
+        rows.append([f"`{method}`", f"{_ci(mean, half, 2)} (n {n})", _ci(board_cost.get(method, math.nan), math.nan, 2)])
+    where = ", ".join(f"{spec} seed {seed} on {kind}" for kind, spec, seed in sorted(kept))
+    note = f"CPU seconds / the same block's `baseline` trial's, mean ± 95% interval over the blocks ({where}); "
+    note += "board: its `cost / baseline`, mean over specs"
+    return note + "\n\n" + _table(["method", "in the block", "board"], rows)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
@@ -400,6 +442,7 @@ def main(argv: list[str]) -> None:
     quality = "(the protocol's dataset is not on this machine)" if info is None else flags_by_quality(records, info)
     out.append("### 8. Whom the flag rules flagged, by image quality\n\n" + quality)
     out.append("### 9. Why the population rule flagged or not\n\n" + rule_decisions(records, _specs(frame)))
+    out.append("### 10. Cost within blocks\n\n" + cost_in_blocks(records, frame))
     sys.stdout.write("\n\n".join(out) + "\n")
 
 

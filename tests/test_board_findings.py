@@ -202,3 +202,26 @@ def test_the_steady_mdd_pools_only_the_seeds_in_which_no_training_lost_a_structu
         expected = (stats.t.ppf(0.975, 1) + stats.t.ppf(0.8, 1)) / np.sqrt(2) * np.sqrt(np.mean(variances)) if variances else None
         assert rows[spec][2] == (f"{expected:.3f}" if variances else "-"), spec
     assert rows["omission:0.75"][1] != "-"  # the board's own MDD is there
+
+
+def test_cost_in_blocks_divides_by_the_baseline_made_among_the_blocks_trials(records):
+    """Hand-made timing on v1 records: in seed 0's block baseline ran between the other two (ratios 150/100 and 50/100); in
+    seed 1's it ran a day earlier (another load on the machine), so that block gives no ratio at all."""
+    chosen = [r for r in records if r.noise["spec"] == "none" and r.seed in (0, 1)]
+    plan = {  # (seed, method): (minutes after the start, CPU seconds)
+        (0, "loss-refurb"): (0, 150.0), (0, "baseline"): (1, 100.0), (0, "coteaching"): (2, 50.0),
+        (1, "loss-refurb"): (0, 80.0), (1, "baseline"): (-1440, 100.0), (1, "coteaching"): (2, 90.0),
+    }  # fmt: skip
+    timed = []
+    for r in chosen:
+        if (r.seed, r.method["name"]) in plan:
+            minutes, cpu = plan[r.seed, r.method["name"]]
+            created = (pd.Timestamp("2026-12-01T12:00:00+00:00") + pd.Timedelta(minutes=minutes)).isoformat()
+            provenance = {**r.provenance, "created": created, "device": {"kind": "cpu", "cpu": "TestKind-1-1"}}
+            timed.append(dataclasses.replace(r, cost={**r.cost, "cpu_s": cpu}, provenance=provenance))
+    assert len(timed) == 6
+    text = board_findings.cost_in_blocks(timed, bench.leaderboard.board(timed))
+    assert "(none seed 0 on TestKind-1-1)" in text and "seed 1" not in text
+    rows = _rows(text.split("\n\n")[1])
+    assert rows["`loss-refurb`"][0] == "1.50 (n 1)" and rows["`coteaching`"][0] == "0.50 (n 1)"
+    assert list(rows) == ["`coteaching`", "`loss-refurb`"]  # cheapest first
