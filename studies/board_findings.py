@@ -8,7 +8,9 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
 2. detection per error type: each detector's AUROC (chance 0.5) and AP minus its chance
    level (the prevalence), averaged over the type's levels, and the best per type;
 3. the methods whose paired difference to `baseline` survives Holm's correction over the
-   spec's methods (the board's `delta_p_holm`), better or worse;
+   spec's methods (the board's `delta_p_holm`), better or worse, beside the spec's MDD and a
+   steady MDD: the same from the paired spread of the seeds in which neither training lost a
+   structure (at omission:0.75 the recipes that lose one in some seeds make the pooled spread);
 4. each refurbishing recipe's difference to `baseline` by spec, and the label Dice of the
    truly corrupted samples it refurbished, before and after;
 5. trainings that lost a structure: per method and spec, the board's `lost` seeds (some
