@@ -91,13 +91,24 @@ def _specs(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["noise"]))
 
 
-def _mean_dice(records: list[Record]) -> dict[str, dict[str, dict[int, float]]]:
-    """{method: {noise spec: {seed: mean Dice}}} of the ok records: what the paired tables pair."""
-    dice: dict[str, dict[str, dict[int, float]]] = {}
+def _trainings(records: list[Record]) -> dict[str, dict[str, dict[int, tuple[float, bool]]]]:
+    """{method: {noise spec: {seed: (mean Dice, lost a structure)}}} of the ok records."""
+    out: dict[str, dict[str, dict[int, tuple[float, bool]]]] = {}
     for r in records:
         if r.status == "ok":
-            dice.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = float(r.metrics["dice"]["mean"])
-    return dice
+            dice = r.metrics["dice"]
+            out.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = (
+                float(dice["mean"]),
+                board_stats.lost_structure(dice),
+            )
+    return out
+
+
+def _mean_dice(records: list[Record]) -> dict[str, dict[str, dict[int, float]]]:
+    """{method: {noise spec: {seed: mean Dice}}} of the ok records: what the paired tables pair."""
+    return {
+        m: {spec: {seed: d for seed, (d, _) in runs.items()} for spec, runs in specs.items()} for m, specs in _trainings(records).items()
+    }
 
 
 def noise_cost(records: list[Record], specs: Iterable[str]) -> str:
@@ -167,19 +178,6 @@ def corrected(frame: pd.DataFrame, records: list[Record]) -> str:
             "detects between trainings that keep every structure")  # fmt: skip
     header = ["noise", "methods tested", "MDD 80%", "MDD 80%, steady", "better than baseline (Holm)", "worse than baseline (Holm)"]
     return note + "\n\n" + _table(header, rows)
-
-
-def _trainings(records: list[Record]) -> dict[str, dict[str, dict[int, tuple[float, bool]]]]:
-    """{method: {noise spec: {seed: (mean Dice, lost a structure)}}} of the ok records."""
-    out: dict[str, dict[str, dict[int, tuple[float, bool]]]] = {}
-    for r in records:
-        if r.status == "ok":
-            dice = r.metrics["dice"]
-            out.setdefault(r.method["name"], {}).setdefault(r.noise["spec"], {})[r.seed] = (
-                float(dice["mean"]),
-                board_stats.lost_structure(dice),
-            )
-    return out
 
 
 def _steady_mdd(trainings: dict[str, dict[str, dict[int, tuple[float, bool]]]], spec: str, methods: list[str], n: int) -> float:

@@ -29,6 +29,11 @@ def records():
     return bench.leaderboard.load_records(V1, "phantom-quick@v1")
 
 
+def _lost(record: dict) -> bool:
+    """Whether a raw record has some structure's test Dice below 0.5 (a lost structure)."""
+    return min(v for k, v in record["metrics"]["dice"].items() if k != "mean") < 0.5
+
+
 def _rows(table: str) -> dict[str, list[str]]:
     return {cells[0]: cells[1:] for line in table.splitlines()[2:] for cells in [[c.strip() for c in line.strip("|").split("|")]]}
 
@@ -70,7 +75,7 @@ def test_lost_structures_count_the_raw_records_with_a_structure_below_half_overl
     rows = _rows(text[text.index("| method") :])
     for method in ("baseline", "coteaching", "loss-refurb", "oracle-refurb", "vog-refurb", "confident-refurb"):
         raw = _raw(method, "omission-0.75").values()
-        lost = sum(min(v for k, v in r["metrics"]["dice"].items() if k != "mean") < 0.5 for r in raw)
+        lost = sum(_lost(r) for r in raw)
         assert rows[f"`{method}`"] == [f"{lost}/{len(raw)}"]
     assert rows["`vog-refurb`"] == ["1/2"]  # seed 0 lost most of the myocardium (Dice 0.25)
     assert rows["`confident-refurb`"] == ["0/2"]
@@ -186,16 +191,15 @@ def test_the_steady_mdd_pools_only_the_seeds_in_which_no_training_lost_a_structu
 
     rows = _rows(board_findings.corrected(bench.leaderboard.board(records), records).split("\n\n")[1])
 
-    def lost(r: dict) -> bool:
-        return min(v for k, v in r["metrics"]["dice"].items() if k != "mean") < 0.5
-
     for spec, folder in (("none", "none"), ("systematic:0.5", "systematic-0.5"), ("omission:0.75", "omission-0.75")):
         base = _raw("baseline", folder)
         variances = []
         for method in ("loss-refurb", "vog-refurb", "coteaching", "confident-refurb"):  # v1's tested methods
             raw = _raw(method, folder)
             diffs = [
-                raw[s]["metrics"]["dice"]["mean"] - base[s]["metrics"]["dice"]["mean"] for s in base if not (lost(raw[s]) or lost(base[s]))
+                raw[s]["metrics"]["dice"]["mean"] - base[s]["metrics"]["dice"]["mean"]
+                for s in base
+                if not (_lost(raw[s]) or _lost(base[s]))
             ]
             if len(diffs) == 2:
                 variances.append(np.var(diffs, ddof=1))
