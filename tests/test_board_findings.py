@@ -229,3 +229,98 @@ def test_cost_in_blocks_divides_by_the_baseline_made_among_the_blocks_trials(rec
     rows = _rows(text.split("\n\n")[1])
     assert rows["`loss-refurb`"][0] == "1.50 (n 1)" and rows["`coteaching`"][0] == "0.50 (n 1)"
     assert list(rows) == ["`coteaching`", "`loss-refurb`"]  # cheapest first
+
+
+def _claim(text: str, start: str) -> str:
+    """The claims section's bullet that starts with `start`."""
+    (line,) = [line for line in text.splitlines() if line.startswith(f"- **{start}")]
+    return line
+
+
+def _with_baseline_dice(records, dice: dict[tuple[str, int], float]):
+    """The records with baseline's mean test Dice set by (spec, seed) where `dice` names it."""
+    out = []
+    for r in records:
+        key = (r.noise["spec"], r.seed)
+        if r.method["name"] == "baseline" and key in dice:
+            r = dataclasses.replace(r, metrics={**r.metrics, "dice": {**r.metrics["dice"], "mean": dice[key]}})
+        out.append(r)
+    return out
+
+
+def test_the_claims_on_noise_cost_follow_the_raw_records_by_their_fixed_rules(records):
+    """Random: every level's t-interval of baseline's paired loss above -0.01; systematic: Holm over the three levels (by hand)
+    significant from 0.5 up and not at 0.25. Checked on v1's raw records (two seeds: nothing decided) and on v1 with baseline's
+    mean Dice set by hand so that each verdict must flip."""
+    from scipy import stats
+
+    text = board_findings.claims(bench.leaderboard.board(records), records)
+    clean = _raw("baseline", "none")
+    verdicts = []
+    for level in ("0.25", "0.5", "0.75"):
+        noisy = _raw("baseline", f"random-{level}")
+        diffs = [noisy[s]["metrics"]["dice"]["mean"] - clean[s]["metrics"]["dice"]["mean"] for s in sorted(clean)]
+        half = 12.706 * np.std(diffs, ddof=1) / np.sqrt(2)
+        assert f"random:{level} {np.mean(diffs):+.3f} ± {half:.3f} (n 2)" in _claim(text, "Random")
+        verdicts.append(np.mean(diffs) - half > -0.01)
+    assert not all(verdicts) and _claim(text, "Random").endswith("**not shown at random:0.25, random:0.5, random:0.75.**")
+    p = [
+        stats.ttest_rel(
+            [_raw("baseline", f"systematic-{level}")[s]["metrics"]["dice"]["mean"] for s in (0, 1)],
+            [clean[s]["metrics"]["dice"]["mean"] for s in (0, 1)],
+        ).pvalue
+        for level in ("0.25", "0.5", "0.75")
+    ]
+    order = np.argsort(p)
+    holm = np.maximum.accumulate([min(1.0, (3 - k) * p[i]) for k, i in enumerate(order)])
+    assert all(h > 0.05 for h in holm)
+    assert _claim(text, "Systematic").endswith(
+        "**not shown: no significant loss at the highest systematic level (or a level not yet measured).**"
+    )
+
+    # two seeds, paired differences of nearly equal size: t = mean / (sd / sqrt 2) is large where the loss is
+    base = {s: clean[s]["metrics"]["dice"]["mean"] for s in (0, 1)}
+    set_dice = {("random:0.25", s): base[s] - 0.001 for s in (0, 1)} | {("random:0.5", s): base[s] - 0.002 - 0.001 * s for s in (0, 1)}
+    set_dice |= {("random:0.75", s): base[s] - 0.001 - 0.001 * s for s in (0, 1)}  # -0.0015 ± 0.0064: above -0.01
+    set_dice |= {("systematic:0.25", s): base[s] + 0.001 * s for s in (0, 1)}  # p 0.5
+    set_dice |= {("systematic:0.5", s): base[s] - 0.05 - 0.001 * s for s in (0, 1)}  # p 0.0063
+    set_dice |= {("systematic:0.75", s): base[s] - 0.1 - 0.0005 * s for s in (0, 1)}  # p 0.0016
+    made = _with_baseline_dice(records, set_dice)
+    text = board_findings.claims(bench.leaderboard.board(made), made)
+    assert _claim(text, "Random").endswith("**supported.**")
+    assert _claim(text, "Systematic").endswith("**supported.**")
+    set_dice |= {("systematic:0.25", s): base[s] - 0.02 - 0.0001 * s for s in (0, 1)}  # p 0.0016: hurts from 0.25
+    set_dice |= {("random:0.5", s): base[s] - 0.02 - 0.001 * s for s in (0, 1)}  # -0.0205 ± 0.0064: below -0.01
+    made = _with_baseline_dice(records, set_dice)
+    text = board_findings.claims(bench.leaderboard.board(made), made)
+    assert _claim(text, "Random").endswith("**not shown at random:0.5.**")
+    assert _claim(text, "Systematic").endswith("**not supported: systematic errors hurt from 0.25.**")
+
+
+def test_the_claims_on_detection_and_refurbishment_read_the_boards_cells(records):
+    """VOG flags well where its AUROC is at least 0.7 with the interval above 0.5 at every level of a type; refurbishment helps
+    where a refurbishing recipe (v1: confident-refurb, loss-refurb, vog-refurb; not coteaching, which discards, nor the
+    oracle, a reference) beats baseline after Holm at 0.75."""
+    frame = bench.leaderboard.board(records)
+    text = board_findings.claims(frame, records)
+    assert "refurbishing recipe, `confident-refurb`, `loss-refurb`, `vog-refurb`, beats" in text
+    assert _claim(text, "Detection").endswith(
+        "**not shown at the 9 noisy specs measured: no refurbishing recipe beats `baseline` after Holm at 0.75.**"
+    )
+    vog = (frame["method"] == "vog-refurb") & (frame["noise_type"] == "omission")
+    frame.loc[vog, ["det_auroc", "det_auroc_ci"]] = [0.8, 0.05]
+    assert "omission: well; random: not well" in _claim(board_findings.claims(frame, records), "VOG")
+    frame.loc[vog & (frame["noise_level"] == 0.5), "det_auroc_ci"] = 0.35  # 0.8 ± 0.35 reaches below chance
+    assert "omission: not well; random" in _claim(board_findings.claims(frame, records), "VOG")
+    frame.loc[vog & (frame["noise_level"] == 0.5), ["det_auroc", "det_auroc_ci"]] = [0.3, 0.1]
+    assert "omission: not well (below chance at omission:0.5)" in _claim(board_findings.claims(frame, records), "VOG")
+
+    low = (frame["method"] == "loss-refurb") & (frame["noise"] == "omission:0.25")
+    frame.loc[low, ["delta_dice", "delta_holm_reject"]] = [0.02, True]
+    assert _claim(board_findings.claims(frame, records), "Detection").endswith("after Holm at 0.75 (one does at omission:0.25).**")
+    coteaching = (frame["method"] == "coteaching") & (frame["noise"] == "systematic:0.75")
+    frame.loc[coteaching, ["delta_dice", "delta_holm_reject"]] = [0.02, True]  # not a refurbishing recipe
+    assert _claim(board_findings.claims(frame, records), "Detection").endswith("(one does at omission:0.25).**")
+    high = (frame["method"] == "loss-refurb") & (frame["noise"] == "systematic:0.75")
+    frame.loc[high, ["delta_dice", "delta_holm_reject"]] = [0.02, True]
+    assert _claim(board_findings.claims(frame, records), "Detection").endswith("**supported.**")
