@@ -238,7 +238,8 @@ def claims(frame: pd.DataFrame, records: list[Record]) -> str:
             parts += [f"{c['noise']} {_ci(c['det_auroc'], c['det_auroc_ci'], 2)} (n {c['n']})" for c in cells]
             well = [c["det_auroc"] >= FLAGS_WELL and c["det_auroc"] - c["det_auroc_ci"] > 0.5 for c in cells]
             reversed_ = [s for c in cells if c["det_auroc"] + c["det_auroc_ci"] < 0.5 for s in [c["noise"]]]
-            text = "not measured" if not cells else "well" if all(well) else "not well"
+            undecided = not cells or any(math.isnan(c["det_auroc_ci"]) for c in cells)  # a level with one seed: no interval
+            text = "not decided" if undecided else "well" if all(well) else "not well"
             verdicts.append(f"{kind}: {text}" + (f" (below chance at {', '.join(reversed_)})" if reversed_ else ""))
         out.append(f"- **VOG flags erroneous labels well** (rule: AUROC at least {FLAGS_WELL:g} with its 95% interval above "
                    f"0.5 at every level of a type; `{vog[0]}`, scored after {at:g} of training with the paper's late-stage "

@@ -314,6 +314,8 @@ def test_the_claims_on_detection_and_refurbishment_read_the_boards_cells(records
     assert "omission: not well; random" in _claim(board_findings.claims(frame, records), "VOG")
     frame.loc[vog & (frame["noise_level"] == 0.5), ["det_auroc", "det_auroc_ci"]] = [0.3, 0.1]
     assert "omission: not well (below chance at omission:0.5)" in _claim(board_findings.claims(frame, records), "VOG")
+    frame.loc[vog & (frame["noise_level"] == 0.5), ["det_auroc", "det_auroc_ci"]] = [0.9, float("nan")]  # one seed
+    assert "omission: not decided; random" in _claim(board_findings.claims(frame, records), "VOG")
 
     low = (frame["method"] == "loss-refurb") & (frame["noise"] == "omission:0.25")
     frame.loc[low, ["delta_dice", "delta_holm_reject"]] = [0.02, True]
