@@ -8,7 +8,9 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    errors hurt it from about 50%; VOG (the board's late-stage score) flags erroneous labels well;
    detection plus refurbishment beats `baseline` at the highest error level. A verdict reads
    "supported", "not supported" (the data say otherwise) or "not shown" (the intervals cannot
-   tell), and names what a partial board still lacks;
+   tell), and names what a partial board still lacks. Then the best detector per error type, its
+   AUROC and AP beside their chance levels at each level, and the methods that beat `baseline`
+   after Holm's correction;
 1. what each noise spec costs `baseline`: its mean Dice minus that of its clean run of the
    same seed (the same initial weights, data order and augmentation), paired t-test p;
 2. detection per error type: each detector's AUROC (chance 0.5) and AP minus its chance
@@ -190,62 +192,70 @@ def _hurts_from(losses: dict[str, tuple[list[float], list[float], float]], level
     return onset
 
 
-def claims(frame: pd.DataFrame, records: list[Record]) -> str:
-    """Section 0: the study's claims, each judged by a rule fixed in this module (BARELY, HURTS_FROM, FLAGS_WELL, Holm), with
-    the numbers it rests on; on a partial board a verdict says what it is still missing."""
-    levels, losses = _levels(frame), _baseline_losses(records)
-    blocks = {r.method["name"]: r.method for r in records}
-    recipes = {name: block.get("recipe", {}) for name, block in blocks.items()}
-    out = []
+def _loss_text(losses: dict[str, tuple[list[float], list[float], float]], spec: str) -> str:
+    """`spec` with baseline's paired loss to clean, its 95% interval and its seeds."""
+    mean, half, n = mean_interval(losses[spec][1]) if spec in losses else (math.nan, math.nan, 0)
+    return f"{spec} {_ci(mean, half, signed=True)} (n {n})"
 
-    def loss_text(spec: str) -> str:
-        mean, half, n = mean_interval(losses[spec][1]) if spec in losses else (math.nan, math.nan, 0)
-        return f"{spec} {_ci(mean, half, signed=True)} (n {n})"
 
+def _claim_random(levels: dict[str, list[tuple[float, str]]], losses: dict[str, tuple[list[float], list[float], float]]) -> str:
+    """Random errors barely hurt: every random level's loss to clean above -BARELY with 95% confidence."""
     rand = levels.get("random", [])
-    measured = [loss_text(spec) for _, spec in rand]
+    measured = [_loss_text(losses, spec) for _, spec in rand]
     decided = [mean_interval(losses[spec][1]) for _, spec in rand if spec in losses]
     if not rand or len(decided) < len(rand) or any(n < 2 for _, _, n in decided):
         verdict = "not yet decided (a random level without two paired seeds)"
     else:
         above = [mean - half > -BARELY for mean, half, _ in decided]
         verdict = "supported" if all(above) else "not shown at " + ", ".join(s for (_, s), ok in zip(rand, above, strict=True) if not ok)
-    out.append(f"- **Random errors barely hurt** (rule: at every random level `baseline`'s paired loss to its clean run is "
-               f"smaller than {BARELY:g} with 95% confidence): {'; '.join(measured) or 'no random level yet'}. **{verdict}.**")  # fmt: skip
+    return (f"- **Random errors barely hurt** (rule: at every random level `baseline`'s paired loss to its clean run is "
+            f"smaller than {BARELY:g} with 95% confidence): {'; '.join(measured) or 'no random level yet'}. **{verdict}.**")  # fmt: skip
 
+
+def _claim_systematic(levels: dict[str, list[tuple[float, str]]], losses: dict[str, tuple[list[float], list[float], float]]) -> str:
+    """Systematic errors hurt from about HURTS_FROM: the loss to clean significant (Holm over the levels) from there up only."""
     onsets = {kind: _hurts_from(losses, kind_levels) for kind, kind_levels in levels.items()}
     systematic = levels.get("systematic", [])
     holm_p, _ = board_stats.holm([losses[s][2] if s in losses else math.nan for _, s in systematic])
-    numbers = "; ".join(f"{loss_text(s)}, Holm p {p:.3f}" for (_, s), p in zip(systematic, holm_p, strict=True))
+    numbers = "; ".join(f"{_loss_text(losses, s)}, Holm p {p:.3f}" for (_, s), p in zip(systematic, holm_p, strict=True))
     onset = onsets.get("systematic")
     verdict = ("not yet decided (no systematic level)" if not systematic else
                "supported" if onset == HURTS_FROM else
                f"not supported: systematic errors hurt from {onset:g}" if onset is not None else
                "not shown: no significant loss at the highest systematic level (or a level not yet measured)")  # fmt: skip
     others = ", ".join(f"{kind} from {'no level' if o is None else f'{o:g}'}" for kind, o in onsets.items() if kind != "systematic")
-    out.append(f"- **Systematic errors hurt from about {HURTS_FROM:.0%}** (rule: `baseline`'s paired loss to clean is "
-               f"significant, Holm over the type's levels, from {HURTS_FROM:g} up and not below): {numbers or 'no level yet'}"
-               f"{f' (by the same rule {others})' if others else ''}. **{verdict}.**")  # fmt: skip
+    return (f"- **Systematic errors hurt from about {HURTS_FROM:.0%}** (rule: `baseline`'s paired loss to clean is "
+            f"significant, Holm over the type's levels, from {HURTS_FROM:g} up and not below): {numbers or 'no level yet'}"
+            f"{f' (by the same rule {others})' if others else ''}. **{verdict}.**")  # fmt: skip
 
+
+def _claim_vog(frame: pd.DataFrame, levels: dict[str, list[tuple[float, str]]], blocks: dict[str, dict]) -> str:
+    """VOG flags erroneous labels well: the board's (late-stage) VOG AUROC at least FLAGS_WELL, interval above chance."""
+    recipes = {name: block.get("recipe", {}) for name, block in blocks.items()}
     vog = sorted(m for m, recipe in recipes.items() if recipe.get("detector") == "vog" and not board_stats.is_reference(blocks[m]))
-    if vog:
-        rows = frame[(frame["method"] == vog[0]) & (frame["noise"] != "none")]
-        at = recipes[vog[0]].get("detect_at")
-        parts, verdicts = [], []
-        for kind, kind_levels in levels.items():
-            cells = [rows[rows["noise"] == s] for _, s in kind_levels]
-            cells = [c.iloc[0] for c in cells if len(c) and not math.isnan(c.iloc[0]["det_auroc"])]
-            parts += [f"{c['noise']} {_ci(c['det_auroc'], c['det_auroc_ci'], 2)} (n {c['n']})" for c in cells]
-            well = [c["det_auroc"] >= FLAGS_WELL and c["det_auroc"] - c["det_auroc_ci"] > 0.5 for c in cells]
-            reversed_ = [s for c in cells if c["det_auroc"] + c["det_auroc_ci"] < 0.5 for s in [c["noise"]]]
-            undecided = not cells or any(math.isnan(c["det_auroc_ci"]) for c in cells)  # a level with one seed: no interval
-            text = "not decided" if undecided else "well" if all(well) else "not well"
-            verdicts.append(f"{kind}: {text}" + (f" (below chance at {', '.join(reversed_)})" if reversed_ else ""))
-        out.append(f"- **VOG flags erroneous labels well** (rule: AUROC at least {FLAGS_WELL:g} with its 95% interval above "
-                   f"0.5 at every level of a type; `{vog[0]}`, scored after {at:g} of training with the paper's late-stage "
-                   f"sign; VOG by stage is `studies/vog_stage.py`'s, not the board's): {'; '.join(parts)}. "
-                   f"**{'; '.join(verdicts)}.**")  # fmt: skip
+    if not vog:
+        return ""
+    rows = frame[(frame["method"] == vog[0]) & (frame["noise"] != "none")]
+    at = recipes[vog[0]].get("detect_at")
+    parts, verdicts = [], []
+    for kind, kind_levels in levels.items():
+        cells = [rows[rows["noise"] == s] for _, s in kind_levels]
+        cells = [c.iloc[0] for c in cells if len(c) and not math.isnan(c.iloc[0]["det_auroc"])]
+        parts += [f"{c['noise']} {_ci(c['det_auroc'], c['det_auroc_ci'], 2)} (n {c['n']})" for c in cells]
+        well = [c["det_auroc"] >= FLAGS_WELL and c["det_auroc"] - c["det_auroc_ci"] > 0.5 for c in cells]
+        reversed_ = [c["noise"] for c in cells if c["det_auroc"] + c["det_auroc_ci"] < 0.5]
+        undecided = not cells or any(math.isnan(c["det_auroc_ci"]) for c in cells)  # a level with one seed: no interval
+        text = "not decided" if undecided else "well" if all(well) else "not well"
+        verdicts.append(f"{kind}: {text}" + (f" (below chance at {', '.join(reversed_)})" if reversed_ else ""))
+    return (f"- **VOG flags erroneous labels well** (rule: AUROC at least {FLAGS_WELL:g} with its 95% interval above "
+            f"0.5 at every level of a type; `{vog[0]}`, scored after {at:g} of training with the paper's late-stage "
+            f"sign; VOG by stage is `studies/vog_stage.py`'s, not the board's): {'; '.join(parts)}. "
+            f"**{'; '.join(verdicts)}.**")  # fmt: skip
 
+
+def _claim_refurbishment(frame: pd.DataFrame, levels: dict[str, list[tuple[float, str]]], blocks: dict[str, dict]) -> str:
+    """Detection plus refurbishment helps at high error: a refurbishing recipe beats baseline after Holm at the top level."""
+    recipes = {name: block.get("recipe", {}) for name, block in blocks.items()}
     refurbishers = sorted(m for m, recipe in recipes.items() if _refurbishes(recipe) and not board_stats.is_reference(blocks[m]))
     noisy = frame[(frame["noise"] != "none") & frame["method"].isin(refurbishers)]
     ceiling = frame[frame["method"] == "oracle-restore"].set_index("noise")
@@ -269,24 +279,67 @@ def claims(frame: pd.DataFrame, records: list[Record]) -> str:
                "supported" if any(s in high_specs for s, _ in helped) else
                f"not shown at the {len(best)} noisy specs measured: no refurbishing recipe beats `baseline` after Holm "
                f"at {high:g}" + (f" (one does at {', '.join(sorted({s for s, _ in helped}))})" if helped else ""))  # fmt: skip
-    out.append(f"- **Detection plus refurbishment helps, above all at high error** (rule: some refurbishing recipe, "
-               f"{', '.join(f'`{m}`' for m in refurbishers)}, beats `baseline` after Holm at the highest level, {high:g}; "
-               f"by spec the best of those that refurbished anything, and the ceiling): "
-               f"{'; '.join(best) or 'none yet'}. **{verdict}.**")  # fmt: skip
-    out.append("- The best detector per error type: table 2; every method against `baseline` after Holm: table 3.")
-    return "\n".join(out)
+    return (f"- **Detection plus refurbishment helps, above all at high error** (rule: some refurbishing recipe, "
+            f"{', '.join(f'`{m}`' for m in refurbishers)}, beats `baseline` after Holm at the highest level, {high:g}; "
+            f"by spec the best of those that refurbished anything, and the ceiling): "
+            f"{'; '.join(best) or 'none yet'}. **{verdict}.**")  # fmt: skip
+
+
+def _claim_best_detector(frame: pd.DataFrame, blocks: dict[str, dict]) -> str:
+    """The best detector per error type (table 2's), with its AUROC and AP beside chance at each level."""
+    det, _, best_detector = _detection_means(frame)
+    parts = []
+    for kind, method in best_detector.items():
+        cells = det[(det["method"] == method) & (det["noise_type"] == kind)].sort_values("noise_level")
+        levels_text = "; ".join(
+            f"{r.noise_level:g}: AUROC {_ci(r.det_auroc, r.det_auroc_ci, 2)}, AP {_ci(r.det_ap, r.det_ap_ci, 2)} "
+            f"(chance {r.det_ap_chance:.2f}, n {r.n})"
+            for r in cells.itertuples()
+        )
+        parts.append(f"\n  - {kind}: `{method}`, detector `{blocks[method].get('recipe', {}).get('detector')}`: {levels_text}")
+    return ("- **The best detector per error type** (the highest AUROC averaged over the type's levels, table 2; "
+            f"AUROC's chance is 0.5, AP's the prevalence):{''.join(parts) or ' no detection results yet.'}")  # fmt: skip
+
+
+def _claim_holm(frame: pd.DataFrame) -> str:
+    """The methods that beat baseline after Holm's correction (table 3's), and how many cells are worse."""
+    tested = frame[(frame["method"] != BASELINE) & ~frame["reference"] & frame["delta_p_holm"].notna()]
+    wins = tested[tested["delta_holm_reject"] & (tested["delta_dice"] > 0)]
+    losses_ = tested[tested["delta_holm_reject"] & (tested["delta_dice"] < 0)]
+    worse = ", ".join(f"`{m}`" for m in sorted(set(losses_["method"])))
+    better = "; ".join(f"`{r.method}` at {r.noise} {_ci(r.delta_dice, r.delta_dice_ci, signed=True)}" for r in wins.itertuples())
+    return (f"- **Methods that beat `baseline` after Holm's correction** (paired by seed, over the spec's methods; table 3): "
+            f"{better or 'none'}, of {len(tested)} method-spec cells tested at {tested['noise'].nunique()} specs; "
+            f"worse than `baseline` in {len(losses_)} cells ({worse or 'none'}).")  # fmt: skip
+
+
+def claims(frame: pd.DataFrame, records: list[Record]) -> str:
+    """Section 0: the study's claims, each judged by a rule fixed in this module (BARELY, HURTS_FROM, FLAGS_WELL, Holm), with
+    the numbers it rests on; on a partial board a verdict says what it is still missing."""
+    levels, losses = _levels(frame), _baseline_losses(records)
+    blocks = {r.method["name"]: r.method for r in records}
+    bullets = [_claim_random(levels, losses), _claim_systematic(levels, losses), _claim_vog(frame, levels, blocks),
+               _claim_refurbishment(frame, levels, blocks), _claim_best_detector(frame, blocks), _claim_holm(frame)]  # fmt: skip
+    return "\n".join(b for b in bullets if b)
+
+
+def _detection_means(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, tuple[float, float, int]]], dict[str, str]]:
+    """The board's detection cells (non-reference, noisy), {detector: {error type: (mean AUROC, mean AP - chance, fewest
+    seeds)}} over the type's levels, and {error type: the detector with the highest mean AUROC}."""
+    det = frame[frame["det_auroc"].notna() & ~frame["reference"] & (frame["noise"] != "none")]
+    table: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for (method, kind), g in det.groupby(["method", "noise_type"]):
+        table.setdefault(method, {})[kind] = (g["det_auroc"].mean(), (g["det_ap"] - g["det_ap_chance"]).mean(), int(g["n"].min()))
+    best = {k: max((m for m in table if k in table[m]), key=lambda m: table[m][k][0]) for k in sorted(det["noise_type"].unique())}
+    return det, table, best
 
 
 def detection(frame: pd.DataFrame) -> str:
     """Table 2: per detector and error type, mean AUROC and AP - chance over the type's levels; the best per type marked."""
-    det = frame[frame["det_auroc"].notna() & ~frame["reference"] & (frame["noise"] != "none")]
+    det, table, best = _detection_means(frame)
     if det.empty:
         return "(no detection results yet)"
-    types = sorted(det["noise_type"].unique())
-    table: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for (method, kind), g in det.groupby(["method", "noise_type"]):
-        table.setdefault(method, {})[kind] = (g["det_auroc"].mean(), (g["det_ap"] - g["det_ap_chance"]).mean(), int(g["n"].min()))
-    best = {k: max((m for m in table if k in table[m]), key=lambda m: table[m][k][0]) for k in types}
+    types = list(best)
     rows = []
     for method in sorted(table):
         cells = []

@@ -50,7 +50,9 @@ def test_noise_cost_is_the_paired_difference_of_the_raw_records(records):
 
 
 def test_the_best_detector_per_error_type_has_the_highest_mean_auroc(records):
+    """Table 2 marks it, and the claims section gives its AUROC at each level with the interval, from the raw records."""
     text = board_findings.detection(bench.leaderboard.board(records))
+    claims = board_findings.claims(bench.leaderboard.board(records), records).splitlines()
     header, *_ = [line for line in text.splitlines() if line.startswith("| detector")]
     kinds = [c.strip() for c in header.strip("|").split("|")][1:]
     rows = _rows(text[text.index("| detector") :])
@@ -64,6 +66,13 @@ def test_the_best_detector_per_error_type_has_the_highest_mean_auroc(records):
         bold = [m.strip("`") for m, cells in rows.items() if cells[column].startswith("**")]
         assert bold == [max(mean, key=mean.get)]
         assert rows[f"`{bold[0]}`"][column].startswith(f"**{mean[bold[0]]:.2f}**")
+        raw = _raw(bold[0], f"{kind}-0.75")
+        auroc = [r["metrics"]["detection"]["auroc"] for r in raw.values()]
+        half = 12.706 * np.std(auroc, ddof=1) / np.sqrt(2)
+        (line,) = [
+            line for line in claims if line.startswith(f"  - {kind}: `{bold[0]}`, detector `{raw[0]['method']['recipe']['detector']}`: ")
+        ]
+        assert f"; 0.75: AUROC {np.mean(auroc):.2f} ± {half:.2f}, AP " in line
 
 
 def test_lost_structures_count_the_raw_records_with_a_structure_below_half_overlap(records):
@@ -326,3 +335,17 @@ def test_the_claims_on_detection_and_refurbishment_read_the_boards_cells(records
     high = (frame["method"] == "loss-refurb") & (frame["noise"] == "systematic:0.75")
     frame.loc[high, ["delta_dice", "delta_holm_reject"]] = [0.02, True]
     assert _claim(board_findings.claims(frame, records), "Detection").endswith("**supported.**")
+
+
+def test_the_claims_name_the_methods_that_beat_baseline_after_holm(records):
+    """v1 has none; a cell set to a Holm win is named with its difference, a Holm loss is counted, a reference never."""
+    frame = bench.leaderboard.board(records)
+    text = _claim(board_findings.claims(frame, records), "Methods that beat")
+    tested = sum(1 for m in ("loss-refurb", "vog-refurb", "coteaching", "confident-refurb") for _ in V1.glob(f"{m}/*/"))
+    assert text.endswith(f"): none, of {tested} method-spec cells tested at 10 specs; worse than `baseline` in 1 cells (`loss-refurb`).")
+    cell = (frame["method"] == "coteaching") & (frame["noise"] == "random:0.5")
+    frame.loc[cell, ["delta_dice", "delta_dice_ci", "delta_holm_reject"]] = [0.012, 0.004, True]
+    frame.loc[(frame["method"] == "vog-refurb") & (frame["noise"] == "none"), ["delta_dice", "delta_holm_reject"]] = [-0.03, True]
+    frame.loc[frame["method"] == "oracle-refurb", ["delta_dice", "delta_holm_reject"]] = [0.05, True]
+    text = _claim(board_findings.claims(frame, records), "Methods that beat")
+    assert "): `coteaching` at random:0.5 +0.012 ± 0.004, of" in text and text.endswith("in 2 cells (`loss-refurb`, `vog-refurb`).")
