@@ -443,6 +443,8 @@ def _value_problems(record: dict[str, Any]) -> list[str]:
     for key, value in record["cost"].items():
         if key.endswith("_s") and not (_number(value) and 0.0 <= value < float("inf")):
             problems.append(f"cost.{key} = {value!r} is not a finite non-negative time")
+        if key.endswith("_macs") and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            problems.append(f"cost.{key} = {value!r} is not a non-negative whole number of multiply-accumulates")
     metrics = record["metrics"]
     for key, value in metrics.items():  # derived regions (epi): one region's Dice and distances
         if isinstance(value, dict) and "dice" in value and key != "dice":

@@ -29,6 +29,7 @@ from bench.noise import NoiseResult, apply_noise, parse_noise
 from bench.protocols import Protocol, protocols
 from bench.record import Record, method_section, noise_section, protocol_section, provenance_section
 from bench.training import TrainResult, fit
+from bench.work import count_work
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -199,8 +200,9 @@ def run_trial(
     trusted = trusted_mask(train.info, proto.trusted_patients, drawn)
     noisy = with_trusted(noisy, train.labels, trusted)
 
-    trial = initial_trial(proto, seed, train, noisy, recipe, where, trusted)
-    result = fit(trial, recipe, on_epoch=on_epoch)
+    with count_work() as work:  # the method's work: training, detection, refurbishment; not the evaluation all share
+        trial = initial_trial(proto, seed, train, noisy, recipe, where, trusted)
+        result = fit(trial, recipe, on_epoch=on_epoch)
 
     t_eval = time.perf_counter()
     pred = trial.predict(to_tensor(test.images)).argmax(1).numpy().astype(np.uint8)
@@ -252,6 +254,9 @@ def run_trial(
             "eval_s": eval_s,
             "epochs": proto.epochs,
             "train_images_per_s": proto.epochs * len(train) / max(result.train_s - result.detect_s, 1e-9),
+            # multiply-accumulates of the method's convolutions and linear layers (`bench.work`): the same on every machine
+            "forward_macs": work.forward_macs,
+            "backward_macs": work.backward_macs,
         },
         provenance=provenance_section(
             device_description(where), reproduce_command(proto, recipe.name, spec.text, seed, device), bench.__version__

@@ -63,6 +63,8 @@ BROKEN = [
     ("metrics.dice.lv", 1.2, "metrics.dice.lv = 1.2 is not in [0, 1]"),
     ("metrics.hd95.myo", -1.0, "metrics.hd95.myo = -1.0 is not a finite distance"),
     ("cost.wall_s", -3.0, "cost.wall_s = -3.0 is not a finite non-negative time"),
+    ("cost.forward_macs", 1.5e9, "cost.forward_macs = 1500000000.0 is not a non-negative whole number of multiply-accumulates"),
+    ("cost.backward_macs", -1, "cost.backward_macs = -1 is not a non-negative whole number of multiply-accumulates"),
     ("noise.n_corrupted", 99, "noise.n_corrupted = 99 is more than dataset.n_train = 16"),
     ("metrics.detection.n_flagged", 17, "metrics.detection.n_flagged = 17 is more than dataset.n_train = 16"),
     ("metrics.detection.auroc", 1.5, "metrics.detection.auroc = 1.5 is not in [0, 1]"),
