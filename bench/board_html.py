@@ -27,6 +27,7 @@ from bench.leaderboard import (
     board_metrics,
     display_frame,
     format_cell,
+    on_board,
     power_table,
     protocol_groups,
 )
@@ -36,7 +37,7 @@ TABS: dict[str, list[str]] = {
     "Dice": [],  # filled per board: the Dice columns of its structures
     "Detection": ["det_precision", "det_recall", "det_f1", "det_ap", "det_ap_chance", "det_auroc", "det_p_at_budget"],
     "Refurbishment": ["refurb_before", "refurb_after", "refurb_gain"],
-    "Distance, clinical, cost": ["hd95", "ef_error", "cost_rel"],
+    "Distance, clinical, cost": ["hd95", "ef_error", "cost_rel", "work_rel"],
 }
 #: heatmap colours: negative (worse than baseline) to positive (better)
 _NEGATIVE, _POSITIVE = (178, 24, 43), (33, 102, 172)
@@ -232,7 +233,7 @@ def _tabs(g: pd.DataFrame, key: str) -> str:
         for (kind, params), f in g[g["noise_type"] != "none"].groupby(["noise_type", "noise_params"], sort=False)
     ]
     for i, (name, columns) in enumerate(tabs.items()):
-        columns = [c for c in columns if c in metrics or c == "det_ap_chance"]
+        columns = on_board(g, [c for c in columns if c in metrics or c == "det_ap_chance"])
         tab_id = f"{key}-tab{i}"
         parts.append(
             f'<input type="radio" name="{key}-tabs" id="{tab_id}"{" checked" if i == 0 else ""}><label for="{tab_id}">{esc(name)}</label>'

@@ -277,12 +277,14 @@ def refurbishment_figure(g: pd.DataFrame, name: str = "refurbishment") -> str | 
 
 def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
     """Each method's cost over baseline's beside its difference in mean Dice to baseline, both averaged over the noise specs.
+    The cost is its work (`work_rel`, multiply-accumulates) where the board's records count it, else its seconds (`cost_rel`).
 
     One row per method, cheapest at the top, two panels sharing the rows: a scatter of 20-odd methods piles their labels up
     at (1, 0). Whiskers: the spread (sd) over the specs, not a confidence interval, cut at a panel's edge; a reference is
     hollow. The Dice panel spans the means, so a method that loses structures in some specs does not flatten the others.
     """
-    rows = g[g["cost_rel"].notna()]
+    column = "work_rel" if "work_rel" in g and g["work_rel"].notna().any() else "cost_rel"  # work: the same on any machine
+    rows = g[g[column].notna()]
     if rows.empty:
         return None
     methods, look, refs = _methods(rows, g)
@@ -291,7 +293,7 @@ def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
         mine = rows[rows["method"] == m]
         delta = mine["delta_dice"].fillna(0.0) if m == "baseline" else mine["delta_dice"].dropna()
         if not delta.empty:
-            cost = mine["cost_rel"]
+            cost = mine[column]
             points.append((m, cost.mean(), _sd(cost), delta.mean(), _sd(delta)))
     if not points:
         return None
@@ -312,7 +314,8 @@ def cost_figure(g: pd.DataFrame, name: str = "cost") -> str | None:
         deltas = [0.0, *(p[3] for p in points)]
         pad = max(0.1 * (max(deltas) - min(deltas)), board_stats.MDD_TARGET / 2)
         right.set_xlim(min(deltas) - pad, max(deltas) + pad)
-        left.set_xlabel("cost / baseline's (mean over noise specs)")
+        unit = "work (multiply-accumulates)" if column == "work_rel" else "cost"
+        left.set_xlabel(f"{unit} / baseline's (mean over noise specs)")
         right.set_xlabel("Δ mean Dice vs baseline (mean over specs)")
         left.set_title("cost", loc="left")
         right.set_title("accuracy", loc="left")

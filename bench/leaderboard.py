@@ -59,6 +59,10 @@ MORE_METRICS: dict[str, str] = {
     "refurb_before": "label Dice before",
     "refurb_after": "label Dice after",
 }
+#: metric columns added after the v4 board, at the very end of the frame: `work_rel`, a trial's multiply-accumulates
+#: (`cost.forward_macs` + `cost.backward_macs`, `bench.work`) over baseline's mean at the same spec: the same on every
+#: machine, unlike `cost_rel`. Records made before it existed have none; a board of them does not show the column.
+LATER_METRICS: dict[str, str] = {"work_rel": "work / baseline"}
 #: the order in which tables show the metric columns after Dice (each group of `metric_groups` keeps it)
 _SHOWN_AFTER_DICE = [
     "hd95",
@@ -73,6 +77,7 @@ _SHOWN_AFTER_DICE = [
     "refurb_gain",
     "ef_error",
     "cost_rel",
+    "work_rel",
 ]
 #: the console splits a board into three tables (the first: Dice), so that each fits a 160-column terminal; each keeps
 #: the order of `_SHOWN_AFTER_DICE`
@@ -180,8 +185,9 @@ def record_structures(records: list[Record]) -> list[str]:
 
 
 def metric_columns(structures: list[str]) -> dict[str, str]:
-    """The board's metric columns and their display labels: Dice per structure, Dice mean, then `METRICS` and `MORE_METRICS`."""
-    return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS, **MORE_METRICS}
+    """The board's metric columns and their display labels: Dice per structure, Dice mean, then `METRICS`, `MORE_METRICS` and
+    `LATER_METRICS`."""
+    return {**{f"dice_{s}": f"Dice {s.upper()}" for s in structures}, "dice_mean": "Dice mean", **METRICS, **MORE_METRICS, **LATER_METRICS}
 
 
 def board_metrics(frame: pd.DataFrame) -> dict[str, str]:
@@ -225,6 +231,7 @@ def _values(record: Record) -> dict[str, float]:
         "refurb_gain": after - before,
         "ef_error": _num((m.get("clinical") or {}).get("ef_abs_error_mean")),
         "cost_s": seconds if not math.isnan(seconds) else _num(cost.get("train_s")),
+        "work": _num(cost.get("forward_macs")) + _num(cost.get("backward_macs")),
         "lost": float(board_stats.lost_structure(dice)),
     }
 
@@ -296,7 +303,7 @@ def _frame(records: list[Record], metrics: dict[str, str]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows)
-    for col in [*metrics, "cost_s", "lost"]:
+    for col in [*metrics, "cost_s", "work", "lost"]:
         if col not in frame.columns:
             frame[col] = math.nan
     return frame
@@ -326,7 +333,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     `board_stats.MDD_TARGET`). Added after v2, at the end: `lost` (the ok seeds in which some
     structure's test Dice is below `board_stats.LOST_BELOW`). Added after v3, at the end: `delta_across_machines` (paired
     seeds whose method and baseline records ran on different machine kinds) and `machines` (the row's machine kinds,
-    comma-joined; empty where no record names one). Rows are sorted by protocol, noise (none first), rank, references last.
+    comma-joined; empty where no record names one). Added after v4, at the end: `work_rel` and its interval (LATER_METRICS).
+    Rows are sorted by protocol, noise (none first), rank, references last.
     """
     if not records:
         raise BenchError("no records to put on a board")
@@ -335,6 +343,7 @@ def board(records: list[Record]) -> pd.DataFrame:
     ok = frame[frame["ok"]]
     base = ok[ok["method"] == BASELINE]
     base_cost = base.groupby([*GROUP, "noise", "machine"])["cost_s"].mean()
+    base_work = base.groupby([*GROUP, "noise"])["work"].mean()  # the same on every machine: no kind to match
     by_spec = dict(list(base.groupby([*GROUP, "noise"])))
     baseline_dice = {k: dict(zip(b["seed"], b["dice_mean"], strict=True)) for k, b in by_spec.items()}
     baseline_machine = {k: dict(zip(b["seed"], b["machine"], strict=True)) for k, b in by_spec.items()}
@@ -347,8 +356,9 @@ def board(records: list[Record]) -> pd.DataFrame:
         row.update(n=len(good), failed=int((~g["ok"]).sum()), reference=bool(g["reference"].any()), lost=int(good["lost"].sum()))
         # a seed's cost over baseline's mean cost at the spec on the same machine kind (NaN where baseline has none there)
         cost = pd.Series([base_cost.get((*key[:3], key[4], m), math.nan) for m in good["machine"]], index=good.index, dtype=float)
+        work = base_work.get((*key[:3], key[4]), math.nan)
         for col in metrics:
-            values = good["cost_s"] / cost if col == "cost_rel" else good[col]
+            values = good["cost_s"] / cost if col == "cost_rel" else good["work"] / work if col == "work_rel" else good[col]
             row[col], row[f"{col}_ci"], _ = mean_interval(values)
         row["det_ap_chance"] = float(good["prevalence"].mean()) if len(good) and np.isfinite(row["det_ap"]) else math.nan
         base_dice = baseline_dice.get((*key[:3], key[4]))
@@ -369,11 +379,11 @@ def board(records: list[Record]) -> pd.DataFrame:
         [*GROUP, "_clean", "noise_type", "noise_params", "noise_level", "rank", "reference", "method"], na_position="last", kind="stable"
     )
     first = [*KEY, "noise_type", "noise_level", "noise_params", "n", "failed", "rank"]
-    columns = [c for m in metrics if m not in MORE_METRICS for c in (m, f"{m}_ci")]
+    columns = [c for m in metrics if m not in MORE_METRICS and m not in LATER_METRICS for c in (m, f"{m}_ci")]
     delta = ["delta_dice", "delta_dice_ci", "delta_p", "delta_n"]
     more = [c for m in MORE_METRICS for c in (m, f"{m}_ci")]
     power = ["delta_sd", "delta_mdd", "delta_p_holm", "delta_holm_reject", "spec_sd", "spec_n", "spec_mdd", "spec_seeds_for_target"]
-    added = ["lost", "delta_across_machines", "machines"]
+    added = ["lost", "delta_across_machines", "machines", *(c for m in LATER_METRICS for c in (m, f"{m}_ci"))]
     return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power, *added]].reset_index(drop=True)
 
 
@@ -437,16 +447,21 @@ def _p(value: float) -> str:
     return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
+def on_board(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """`columns` less a LATER_METRICS column that no row of `frame` has (a board of records made before it existed)."""
+    return [c for c in columns if c not in LATER_METRICS or (c in frame and frame[c].notna().any())]
+
+
 def shown_columns(frame: pd.DataFrame) -> list[str]:
     """The metric columns a full table shows, in order: Dice per structure and mean, then `_SHOWN_AFTER_DICE` (AP's chance after AP)."""
     labels = board_metrics(frame)
     dice = [c for c in labels if c.startswith("dice_")]
-    after = [c for c in _SHOWN_AFTER_DICE if c in labels]
+    after = on_board(frame, [c for c in _SHOWN_AFTER_DICE if c in labels])
     return [*dice, *(c for m in after for c in ([m, "det_ap_chance"] if m == "det_ap" else [m]))]
 
 
 #: digits of the numbers that are not fractions
-_DIGITS = {"hd95": 1, "ef_error": 1, "cost_rel": 2}
+_DIGITS = {"hd95": 1, "ef_error": 1, "cost_rel": 2, "work_rel": 2}
 #: the columns `display_frame` adds after the metrics when a table shows Dice mean
 DELTA_LABELS = ("ΔDice vs baseline", "p (paired t)", "p Holm", "MDD 80%")
 
@@ -546,7 +561,7 @@ def _rich_tables(frame: pd.DataFrame) -> list[Table]:
     dice = [c for c in board_metrics(frame) if c.startswith("dice_")]
     for title, g in protocol_groups(frame):
         for part, columns in {"Dice": dice, **_CONSOLE_PARTS}.items():
-            shown = display_frame(g, columns, pm="±")  # compact: fits a 160-column terminal
+            shown = display_frame(g, on_board(frame, columns), pm="±")  # compact: fits a 160-column terminal
             table = Table(title=f"{title}: {part}", caption=TABLE_NOTE if part == "Dice" else None, title_justify="left")
             for col in shown.columns:
                 table.add_column(col, justify="left" if col in ("method", "noise") else "right", no_wrap=col in ("method", "noise"))

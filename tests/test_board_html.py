@@ -214,3 +214,21 @@ def test_the_cost_figure_has_one_readable_row_per_method_cheapest_first(monkeypa
         line = next(ln for ln in left.get_lines() if ln.get_gid() == f"cost-cost-{n}")
         assert (line.get_markerfacecolor() == "white") == (n in refs)
     plt.close(drawn["cost"])
+
+
+def test_the_cost_figure_shows_work_where_the_records_count_it(monkeypatch):
+    """MACs are the same on every machine: where the board has them (`work_rel`) the figure orders and places by them."""
+    g = board(load_records(V1))
+    order = sorted(g["method"].unique(), key=lambda m: -g.loc[g["method"] == m, "cost_rel"].mean())  # the reverse of by seconds
+    g["work_rel"] = g["method"].map({m: 1.0 + i for i, m in enumerate(order)})
+    drawn = {}
+    monkeypatch.setattr(board_plots, "to_svg", lambda fig, name: drawn.setdefault(name, fig) and "")
+    board_plots.cost_figure(g, "cost")
+    left, _ = drawn["cost"].axes
+    names = [t.get_text() for t in left.get_yticklabels()]
+    assert names == [m for m in order if m in names] and len(names) > 3
+    for i, n in enumerate(names):
+        line = next(ln for ln in left.get_lines() if ln.get_gid() == f"cost-cost-{n}")
+        assert list(line.get_xdata()) == [1.0 + order.index(n)] and list(line.get_ydata()) == [i]
+    assert left.get_xlabel().startswith("work (multiply-accumulates) / baseline's")
+    plt.close(drawn["cost"])

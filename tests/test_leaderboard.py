@@ -212,6 +212,29 @@ def test_cost_compares_within_a_machine_kind_and_pairs_across_kinds_are_counted(
     assert "pairs across machine kinds" not in leaderboard.power_table(frame).columns
 
 
+def _work(record: dict, forward: int, backward: int) -> dict:
+    record["cost"].update(forward_macs=forward, backward_macs=backward)
+    return record
+
+
+def test_work_is_macs_over_baselines_mean_on_any_machine_and_only_shown_where_records_count_it(template):
+    # baseline: 100 + 200 and 150 + 250 MACs (mean 350) on two CPU kinds; loss-refurb 300 + 400, 330 + 720: 2.0 and 3.0
+    base = [on(_work(make(template, "baseline", seed=s), f, b), k) for s, (f, b, k) in enumerate([(100, 200, "A"), (150, 250, "B")])]
+    refurb = [on(_work(make(template, "loss-refurb", seed=s), f, b), k) for s, (f, b, k) in enumerate([(300, 400, "B"), (330, 720, "C")])]
+    frame = board(base + refurb)
+    r = row(frame, "loss-refurb")
+    assert r["work_rel"] == pytest.approx(2.5) and r["work_rel_ci"] == pytest.approx(T_975_DOF1 * np.std([2.0, 3.0], ddof=1) / math.sqrt(2))
+    assert row(frame, "baseline")["work_rel"] == pytest.approx(1.0)
+    assert list(frame.columns[-2:]) == ["work_rel", "work_rel_ci"]  # added after v4: at the very end, older readers keep theirs
+    assert "work / baseline" in leaderboard.render(frame, "md") and "2.50 ± " in leaderboard.render(frame, "md")
+    old = [make(template, m, seed=s) for m in ("baseline", "loss-refurb") for s in range(2)]
+    for r in old:  # as made before MACs were counted
+        del r["cost"]["forward_macs"], r["cost"]["backward_macs"]
+    old = board(old)
+    assert old["work_rel"].isna().all() and "work / baseline" not in leaderboard.render(old, "md")
+    assert "work / baseline" not in leaderboard.render(old, "html") and "work / baseline" in leaderboard.render(frame, "html")
+
+
 def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
     records = [
         make(template, "baseline", dice=0.5, seed=0),
