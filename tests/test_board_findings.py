@@ -349,3 +349,17 @@ def test_the_claims_name_the_methods_that_beat_baseline_after_holm(records):
     frame.loc[frame["method"] == "oracle-refurb", ["delta_dice", "delta_holm_reject"]] = [0.05, True]
     text = _claim(board_findings.claims(frame, records), "Methods that beat")
     assert "): `coteaching` at random:0.5 +0.012 ± 0.004, of" in text and text.endswith("in 2 cells (`loss-refurb`, `vog-refurb`).")
+
+
+def test_the_power_claim_sorts_the_specs_by_the_mdd_target(records):
+    """A spec whose MDD is at most 0.01 meets the target; one above it is named with its MDD and the seeds the board says it
+    needs; a spec without a pair of seeds is counted apart."""
+    frame = bench.leaderboard.board(records)
+    specs = list(dict.fromkeys(frame["noise"]))
+    frame.loc[frame["noise"] == specs[0], ["spec_mdd", "spec_n"]] = [0.008, 2]
+    frame.loc[frame["noise"] == specs[1], ["spec_mdd", "spec_n", "spec_seeds_for_target"]] = [0.05, 2, 31]
+    frame.loc[frame["noise"] == specs[2], "spec_mdd"] = float("nan")
+    frame.loc[frame["noise"].isin(specs[3:]), "spec_mdd"] = 0.2
+    text = _claim(board_findings.claims(frame, records), "Power")
+    assert f"met at 1 of {len(specs) - 1} specs measured (`{specs[0]}`); missed at `{specs[1]}` 0.050 at 2 seeds (steady " in text
+    assert "; 31 seeds would reach it)" in text and text.endswith("; 1 specs without a pair of seeds yet.")
