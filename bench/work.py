@@ -32,12 +32,12 @@ _ACTIVE: list[Work] = []
 _HANDLE: Any = None
 
 
-def layer_macs(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> int:
-    """MACs of one forward call of a convolution or linear layer (0 for any other module): each output element of a
-    convolution sums in_channels / groups x kernel size products; a transposed one spreads each input element over
+def layer_macs(module: torch.nn.Module, x: torch.Tensor, output: torch.Tensor) -> int:
+    """MACs of one forward call of a convolution or linear layer on input `x` (0 for any other module): each output element
+    of a convolution sums in_channels / groups x kernel size products; a transposed one spreads each input element over
     out_channels / groups x kernel size outputs; a linear layer's output element sums in_features products."""
     if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):
-        return inputs[0].numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
+        return x.numel() * module.out_channels // module.groups * math.prod(module.kernel_size)
     if isinstance(module, torch.nn.modules.conv._ConvNd):
         return output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
     if isinstance(module, torch.nn.Linear):
@@ -45,8 +45,11 @@ def layer_macs(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) ->
     return 0
 
 
-def _count(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-    macs = layer_macs(module, inputs, output) if isinstance(output, torch.Tensor) else 0
+def _count(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+    x = args[0] if args else kwargs.get("input")
+    if not (isinstance(x, torch.Tensor) and isinstance(output, torch.Tensor)):
+        return
+    macs = layer_macs(module, x, output)
     if not macs:
         return
     counters = tuple(_ACTIVE)
@@ -54,7 +57,7 @@ def _count(module: torch.nn.Module, inputs: tuple[Any, ...], output: Any) -> Non
         work.forward_macs += macs
     if output.requires_grad:
         # the backward pass computes the gradient of each input and parameter that needs one, each as costly as the forward
-        grads = int(inputs[0].requires_grad) + int(any(p.requires_grad for p in module.parameters(recurse=False)))
+        grads = int(x.requires_grad) + int(any(p.requires_grad for p in module.parameters(recurse=False)))
 
         def backward(_grad: torch.Tensor) -> None:
             for work in counters:
@@ -70,7 +73,7 @@ def count_work() -> Iterator[Work]:
     global _HANDLE
     work = Work()
     if not _ACTIVE:
-        _HANDLE = torch.nn.modules.module.register_module_forward_hook(_count)
+        _HANDLE = torch.nn.modules.module.register_module_forward_hook(_count, with_kwargs=True)
     _ACTIVE.append(work)
     try:
         yield work

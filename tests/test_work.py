@@ -29,6 +29,12 @@ def test_forward_macs_are_the_hand_computed_products(layer, shape, macs):
     assert (work.forward_macs, work.backward_macs) == (macs, 0)
 
 
+def test_a_layer_called_with_its_input_by_keyword_is_counted():
+    with count_work() as work, torch.no_grad():
+        torch.nn.Linear(10, 7)(input=torch.rand(3, 10))
+    assert work.forward_macs == 3 * 7 * 10
+
+
 def test_a_backward_pass_counts_one_forward_per_gradient_it_computes():
     conv, x = torch.nn.Conv2d(2, 4, 3), torch.rand(1, 2, 7, 7)
     macs = 4 * 5 * 5 * 2 * 9
