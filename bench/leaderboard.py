@@ -61,7 +61,7 @@ MORE_METRICS: dict[str, str] = {
 }
 #: metric columns added after the v4 board, at the very end of the frame: `work_rel`, a trial's multiply-accumulates
 #: (`cost.forward_macs` + `cost.backward_macs`, `bench.work`) over baseline's mean at the same spec: the same on every
-#: machine, unlike `cost_rel`. Records made before it existed have none; a board of them does not show the column.
+#: machine, unlike `cost_rel`. Records made before it existed have none; a board of them has no such column.
 LATER_METRICS: dict[str, str] = {"work_rel": "work / baseline"}
 #: the order in which tables show the metric columns after Dice (each group of `metric_groups` keeps it)
 _SHOWN_AFTER_DICE = [
@@ -333,7 +333,8 @@ def board(records: list[Record]) -> pd.DataFrame:
     `board_stats.MDD_TARGET`). Added after v2, at the end: `lost` (the ok seeds in which some
     structure's test Dice is below `board_stats.LOST_BELOW`). Added after v3, at the end: `delta_across_machines` (paired
     seeds whose method and baseline records ran on different machine kinds) and `machines` (the row's machine kinds,
-    comma-joined; empty where no record names one). Added after v4, at the end: `work_rel` and its interval (LATER_METRICS).
+    comma-joined; empty where no record names one). Added after v4, at the end, where some record counts its work: `work_rel`
+    and its interval (LATER_METRICS).
     Rows are sorted by protocol, noise (none first), rank, references last.
     """
     if not records:
@@ -383,7 +384,9 @@ def board(records: list[Record]) -> pd.DataFrame:
     delta = ["delta_dice", "delta_dice_ci", "delta_p", "delta_n"]
     more = [c for m in MORE_METRICS for c in (m, f"{m}_ci")]
     power = ["delta_sd", "delta_mdd", "delta_p_holm", "delta_holm_reject", "spec_sd", "spec_n", "spec_mdd", "spec_seeds_for_target"]
-    added = ["lost", "delta_across_machines", "machines", *(c for m in LATER_METRICS for c in (m, f"{m}_ci"))]
+    # a later metric only where some record has it: a board of older records keeps its columns, and its CSV its bytes
+    later = [c for m in LATER_METRICS if out[m].notna().any() for c in (m, f"{m}_ci")]
+    added = ["lost", "delta_across_machines", "machines", *later]
     return out[[*first, *columns, *delta, "reference", "det_ap_chance", *more, *power, *added]].reset_index(drop=True)
 
 
@@ -448,8 +451,8 @@ def _p(value: float) -> str:
 
 
 def on_board(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    """`columns` less a LATER_METRICS column that no row of `frame` has (a board of records made before it existed)."""
-    return [c for c in columns if c not in LATER_METRICS or (c in frame and frame[c].notna().any())]
+    """`columns` less a LATER_METRICS column that `frame` lacks (a board of records made before it existed)."""
+    return [c for c in columns if c not in LATER_METRICS or c in frame]
 
 
 def shown_columns(frame: pd.DataFrame) -> list[str]:

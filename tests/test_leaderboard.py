@@ -231,7 +231,7 @@ def test_work_is_macs_over_baselines_mean_on_any_machine_and_only_shown_where_re
     for r in old:  # as made before MACs were counted
         del r["cost"]["forward_macs"], r["cost"]["backward_macs"]
     old = board(old)
-    assert old["work_rel"].isna().all() and "work / baseline" not in leaderboard.render(old, "md")
+    assert "work_rel" not in old.columns and "work / baseline" not in leaderboard.render(old, "md")
     assert "work / baseline" not in leaderboard.render(old, "html") and "work / baseline" in leaderboard.render(frame, "html")
 
 
@@ -347,8 +347,9 @@ def test_every_format_renders(grid, template):
     assert "\\begin{tabular}" in latex and "\\toprule" in latex and "\\bottomrule" in latex and "\\end{tabular}" in latex
     assert r"my\_method\&co\%" in latex and "my_method&co%" not in latex
     body = latex[latex.index("\\midrule") : latex.index("\\bottomrule")]
-    # rank, method, noise, seeds, 4 Dice, HD95, 7 detection (AP chance among them), 3 refurbishment, EF, cost, 4 against baseline
-    assert all(line.count("&") - line.count(r"\&") == 24 for line in body.splitlines()[1:])
+    # rank, method, noise, seeds, 4 Dice, HD95, 7 detection (AP chance among them), 3 refurbishment, EF, cost, work (the
+    # records count MACs), 4 against baseline
+    assert all(line.count("&") - line.count(r"\&") == 25 for line in body.splitlines()[1:])
 
     page = render(frame, "html")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
@@ -562,8 +563,9 @@ def test_lost_counts_the_ok_seeds_with_a_structure_below_half_overlap(template):
     records[3] = with_dice("loss-refurb", 0, 0.9, 0.8, 0.3)
     assert leaderboard.seeds_cell(row(board(records), "loss-refurb")) == "2 (1 lost, +1 failed)"
     assert "| 3 (2 lost) |" in leaderboard.render(frame, "md")
-    # added after v2 (lost) and v3 (machine kinds): at the end, so older readers of the CSV keep their columns
-    assert list(frame.columns)[-3:] == ["lost", "delta_across_machines", "machines"]
+    # added after v2 (lost), v3 (machine kinds) and v4 (work, where records count it): at the end, so older readers of the
+    # CSV keep their columns
+    assert list(frame.columns)[-5:] == ["lost", "delta_across_machines", "machines", "work_rel", "work_rel_ci"]
 
 
 def test_a_failed_trial_has_no_device_and_still_sits_on_a_board_of_cpu_records(grid, tmp_path):
