@@ -118,18 +118,19 @@ def records_frame(records: list[Record], structures: list[str]) -> pd.DataFrame:
                 "flagged": det.get("n_flagged", np.nan),
                 "corrupted": r.noise.get("n_corrupted", np.nan),
                 "wall_s": r.cost.get("wall_s", np.nan),
+                "gmac": (r.cost["forward_macs"] + r.cost["backward_macs"]) / 1e9 if "forward_macs" in r.cost else np.nan,
             }
         )
     return pd.DataFrame(rows)
 
 
 def summary_table(records: list[Record]) -> Table:
-    """Per method and noise spec: Dice per structure, detection AUROC, flags and time (mean ± sd over seeds)."""
+    """Per method and noise spec: Dice per structure, detection AUROC, flags, time and work in GMAC (mean ± sd over seeds)."""
     structures = record_structures(records)
     frame = records_frame(records, structures)
     table = Table(title="results: mean ± sd over seeds, Dice on the clean test labels")
     dice = [label for column, label in metric_columns(structures).items() if column.startswith("dice_")]  # per structure, mean
-    columns = ["method", "noise", "seeds", *dice, "det. AUROC", "flagged / corrupted", "wall s"]
+    columns = ["method", "noise", "seeds", *dice, "det. AUROC", "flagged / corrupted", "wall s", "GMAC"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("method", "noise") else "right")
     if frame.empty:
@@ -147,5 +148,6 @@ def summary_table(records: list[Record]) -> Table:
             _fmt(ok["auroc"]),
             flagged,
             f"{ok['wall_s'].mean():.0f}" if len(ok) else "-",
+            f"{ok['gmac'].mean():.0f}" if ok["gmac"].notna().any() else "-",
         )
     return table

@@ -235,6 +235,20 @@ def test_work_is_macs_over_baselines_mean_on_any_machine_and_only_shown_where_re
     assert "work / baseline" not in leaderboard.render(old, "html") and "work / baseline" in leaderboard.render(frame, "html")
 
 
+def test_the_run_summary_shows_each_cells_work_in_gmac(template):
+    from bench.display import summary_table
+
+    counted = [_work(make(template, "baseline", seed=s), f, 2 * f) for s, f in enumerate([1_000_000_000, 3_000_000_000])]
+    old = make(template, "loss-refurb")
+    del old["cost"]["forward_macs"], old["cost"]["backward_macs"]
+    shown = Console(file=io.StringIO(), width=240)
+    shown.print(summary_table([Record.from_dict(r) for r in [*counted, old]]))
+    lines = shown.file.getvalue().splitlines()
+    assert "GMAC" in next(line for line in lines if "method" in line)
+    assert next(line for line in lines if "baseline" in line).rstrip(" │").endswith(" 6")  # (3 + 9) / 2 GMAC
+    assert next(line for line in lines if "loss-refurb" in line).rstrip(" │").endswith(" -")
+
+
 def test_one_seed_has_no_interval_and_two_seeds_pair_with_one_dof(template):
     records = [
         make(template, "baseline", dice=0.5, seed=0),
