@@ -357,7 +357,9 @@ def test_resume_keeps_finished_folds_and_ctrl_c_leaves_no_half_output(tmp_path):
     argv = [sys.executable, "-m", "bench", *audit_argv(out)]
     argv[argv.index("--epochs") + 1] = "12"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(bench.__file__).parent.parent)}
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a suite started as a background job (`cmd &`) ignores SIGINT, and children inherit that
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         first = out / "folds" / "fold1.npz"
         while not first.exists() and child.poll() is None:
