@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bench.leaderboard import metric_columns, record_structures
+from bench.leaderboard import metric_columns, record_structures, work_macs
 from bench.record import Record
 
 
@@ -118,7 +118,7 @@ def records_frame(records: list[Record], structures: list[str]) -> pd.DataFrame:
                 "flagged": det.get("n_flagged", np.nan),
                 "corrupted": r.noise.get("n_corrupted", np.nan),
                 "wall_s": r.cost.get("wall_s", np.nan),
-                "gmac": (r.cost["forward_macs"] + r.cost["backward_macs"]) / 1e9 if "forward_macs" in r.cost else np.nan,
+                "gmac": work_macs(r.cost) / 1e9,
             }
         )
     return pd.DataFrame(rows)

@@ -207,6 +207,11 @@ def machine_kind(record: Record) -> str:
     return str(device.get("gpu") if device.get("kind") == "cuda" else device.get("cpu") or "")
 
 
+def work_macs(cost: dict[str, Any]) -> float:
+    """A record's compute work: `cost.forward_macs` + `cost.backward_macs` (`bench.work`), NaN in a record made before them."""
+    return _num(cost.get("forward_macs")) + _num(cost.get("backward_macs"))
+
+
 def _values(record: Record) -> dict[str, float]:
     """One ok record's numbers for the board (NaN where the record has none, e.g. no detector)."""
     m = record.metrics
@@ -231,7 +236,7 @@ def _values(record: Record) -> dict[str, float]:
         "refurb_gain": after - before,
         "ef_error": _num((m.get("clinical") or {}).get("ef_abs_error_mean")),
         "cost_s": seconds if not math.isnan(seconds) else _num(cost.get("train_s")),
-        "work": _num(cost.get("forward_macs")) + _num(cost.get("backward_macs")),
+        "work": work_macs(cost),
         "lost": float(board_stats.lost_structure(dice)),
     }
 
