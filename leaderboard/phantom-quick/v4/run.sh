@@ -12,6 +12,9 @@
 # Within a block the longest recipes start first (adele, trinet, coteaching, confident-cv-refurb: 2-4x a baseline
 # trial), so the block does not end on one long trial with the other core idle (about a tenth of a block's time).
 #   leaderboard/phantom-quick/v4/run.sh [WORKTREE]      (default: ../echo-noise-bench-board-v4 beside this checkout)
+# PARTS="grid trusted" (the default) runs both; PARTS=trusted runs the trusted protocol alone. Its recipes pair with
+# its own `baseline`, so it can run on a CPU kind whose numbers differ from the grid's `baseline` records' kind
+# without any pair crossing kinds (leaderboard/README.md: "Records come from more than one CPU kind").
 # Needs `make install` here (the worktree runs this checkout's .venv with its own sources first on the path).
 # To stop it, end this script before its `bench run` (else the next block starts): pkill -f phantom-quick/v4/run.sh,
 # then pkill -f "bench run --resume"; the interrupted trials' failed records are redone by the next run.
@@ -34,13 +37,16 @@ run() {
   "$here/.venv/bin/bench" run --resume --max-concurrent "${MAX_CONCURRENT:-2}" --out "$here/leaderboard" "$@"
 }
 failed=0
+PARTS="${PARTS:-grid trusted}"
 for spec in $SPECS; do
+  [[ " $PARTS " == *" grid "* ]] || break
   for seed in $SEEDS; do
     run --protocol phantom-quick@v4 --method "$METHODS" --noise "$spec" --seed "$seed" --storage "${TMPDIR:-/tmp}/phantom-quick-v4-tune" \
       || { echo "block $spec seed $seed did not finish (exit $?); the next run resumes it" >&2; failed=1; }
   done
 done
 for spec in $SPECS; do
+  [[ " $PARTS " == *" trusted "* ]] || break
   run --protocol phantom-quick-trusted6@v4 --method "$TRUSTED" --noise "$spec" --storage "${TMPDIR:-/tmp}/phantom-quick-trusted6-v4-tune" \
     || { echo "trusted block $spec did not finish (exit $?); the next run resumes it" >&2; failed=1; }
 done
