@@ -77,6 +77,7 @@ from bench.data import fingerprint
 from bench.errors import BenchError
 from bench.flagging import Flagging, population_rule
 from bench.leaderboard import BASELINE, board, load_records, machine_kind, mean_interval
+from bench.noise import parse_noise
 from bench.record import Record
 from bench.trial import protocol_data
 
@@ -177,6 +178,23 @@ def _levels(frame: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
     return {kind: sorted(levels) for kind, levels in sorted(out.items())}
 
 
+def _grid_levels(records: list[Record]) -> dict[str, list[tuple[float, str]]]:
+    """{noise type: [(level, spec)] in increasing level} of the records' protocol's whole noise grid: a claim about a type
+    waits for every level of it, where `_levels` holds only the levels a partial board already has."""
+    protocol = records[0].protocol
+    out: dict[str, list[tuple[float, str]]] = {}
+    for spec in protocols.get(f"{protocol['name']}@v{protocol['version']}").noise_grid:
+        noise = parse_noise(spec)
+        if noise.type != "none":
+            out.setdefault(noise.type, []).append((noise.level, noise.text))
+    return {kind: sorted(levels) for kind, levels in sorted(out.items())}
+
+
+def _measured(losses: dict[str, tuple[list[float], list[float], float]], levels: list[tuple[float, str]]) -> bool:
+    """Whether `baseline`'s loss to clean has at least two paired seeds at every one of the levels."""
+    return bool(levels) and all(spec in losses and len(losses[spec][1]) >= 2 for _, spec in levels)
+
+
 def _hurts_from(losses: dict[str, tuple[list[float], list[float], float]], levels: list[tuple[float, str]]) -> float | None:
     """The lowest level from which baseline's loss to clean is significant at every level up (Holm over the type's levels);
     None where it is not at the highest level (or a level has no p yet)."""
@@ -201,11 +219,11 @@ def _loss_text(losses: dict[str, tuple[list[float], list[float], float]], spec: 
 def _claim_random(levels: dict[str, list[tuple[float, str]]], losses: dict[str, tuple[list[float], list[float], float]]) -> str:
     """Random errors barely hurt: every random level's loss to clean above -BARELY with 95% confidence."""
     rand = levels.get("random", [])
-    measured = [_loss_text(losses, spec) for _, spec in rand]
-    decided = [mean_interval(losses[spec][1]) for _, spec in rand if spec in losses]
-    if not rand or len(decided) < len(rand) or any(n < 2 for _, _, n in decided):
+    measured = [_loss_text(losses, spec) for _, spec in rand if spec in losses]
+    if not _measured(losses, rand):
         verdict = "not yet decided (a random level without two paired seeds)"
     else:
+        decided = [mean_interval(losses[spec][1]) for _, spec in rand]
         above = [mean - half > -BARELY for mean, half, _ in decided]
         verdict = "supported" if all(above) else "not shown at " + ", ".join(s for (_, s), ok in zip(rand, above, strict=True) if not ok)
     return (f"- **Random errors barely hurt** (rule: at every random level `baseline`'s paired loss to its clean run is "
@@ -214,16 +232,18 @@ def _claim_random(levels: dict[str, list[tuple[float, str]]], losses: dict[str, 
 
 def _claim_systematic(levels: dict[str, list[tuple[float, str]]], losses: dict[str, tuple[list[float], list[float], float]]) -> str:
     """Systematic errors hurt from about HURTS_FROM: the loss to clean significant (Holm over the levels) from there up only."""
+    decided = {kind: _measured(losses, kind_levels) for kind, kind_levels in levels.items()}
     onsets = {kind: _hurts_from(losses, kind_levels) for kind, kind_levels in levels.items()}
-    systematic = levels.get("systematic", [])
-    holm_p, _ = board_stats.holm([losses[s][2] if s in losses else math.nan for _, s in systematic])
+    systematic = [(level, s) for level, s in levels.get("systematic", []) if s in losses]
+    holm_p, _ = board_stats.holm([losses[s][2] for _, s in systematic])
     numbers = "; ".join(f"{_loss_text(losses, s)}, Holm p {p:.3f}" for (_, s), p in zip(systematic, holm_p, strict=True))
     onset = onsets.get("systematic")
-    verdict = ("not yet decided (no systematic level)" if not systematic else
+    verdict = ("not yet decided (a systematic level without two paired seeds)" if not decided.get("systematic") else
                "supported" if onset == HURTS_FROM else
                f"not supported: systematic errors hurt from {onset:g}" if onset is not None else
-               "not shown: no significant loss at the highest systematic level (or a level not yet measured)")  # fmt: skip
-    others = ", ".join(f"{kind} from {'no level' if o is None else f'{o:g}'}" for kind, o in onsets.items() if kind != "systematic")
+               "not shown: no significant loss at the highest systematic level")  # fmt: skip
+    others = ", ".join(f"{kind} not yet decided" if not decided[kind] else f"{kind} from {'no level' if o is None else f'{o:g}'}"
+                       for kind, o in onsets.items() if kind != "systematic")  # fmt: skip
     return (f"- **Systematic errors hurt from about {HURTS_FROM:.0%}** (rule: `baseline`'s paired loss to clean is "
             f"significant, Holm over the type's levels, from {HURTS_FROM:g} up and not below): {numbers or 'no level yet'}"
             f"{f' (by the same rule {others})' if others else ''}. **{verdict}.**")  # fmt: skip
@@ -338,8 +358,9 @@ def claims(frame: pd.DataFrame, records: list[Record]) -> str:
     """Section 0: the study's claims, each judged by a rule fixed in this module (BARELY, HURTS_FROM, FLAGS_WELL, Holm), with
     the numbers it rests on; on a partial board a verdict says what it is still missing."""
     levels, losses = _levels(frame), _baseline_losses(records)
+    grid = _grid_levels(records)
     blocks = {r.method["name"]: r.method for r in records}
-    bullets = [_claim_random(levels, losses), _claim_systematic(levels, losses), _claim_vog(frame, levels, blocks),
+    bullets = [_claim_random(grid, losses), _claim_systematic(grid, losses), _claim_vog(frame, levels, blocks),
                _claim_refurbishment(frame, levels, blocks), _claim_best_detector(frame, blocks), _claim_holm(frame),
                _claim_power(frame, records)]  # fmt: skip
     return "\n".join(b for b in bullets if b)
