@@ -170,24 +170,26 @@ def _refurbishes(recipe: dict) -> bool:
     return bool(recipe.get("detector")) and (recipe.get("refurbisher") not in (None, "discard") or bool(recipe.get("corrector")))
 
 
+def _by_type(specs: Iterable[tuple[str, float, str]]) -> dict[str, list[tuple[float, str]]]:
+    """{noise type: [(level, spec)] in increasing level} of (type, level, spec) triples, `none` left out."""
+    out: dict[str, list[tuple[float, str]]] = {}
+    for kind, level, spec in specs:
+        if kind != "none":
+            out.setdefault(kind, []).append((float(level), spec))
+    return {kind: sorted(levels) for kind, levels in sorted(out.items())}
+
+
 def _levels(frame: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
     """{noise type: [(level, spec)] in increasing level} of the frame's noisy specs."""
-    out: dict[str, list[tuple[float, str]]] = {}
-    for r in frame[frame["noise"] != "none"].drop_duplicates("noise").itertuples():
-        out.setdefault(r.noise_type, []).append((float(r.noise_level), r.noise))
-    return {kind: sorted(levels) for kind, levels in sorted(out.items())}
+    return _by_type((r.noise_type, r.noise_level, r.noise) for r in frame.drop_duplicates("noise").itertuples())
 
 
 def _grid_levels(records: list[Record]) -> dict[str, list[tuple[float, str]]]:
     """{noise type: [(level, spec)] in increasing level} of the records' protocol's whole noise grid: a claim about a type
     waits for every level of it, where `_levels` holds only the levels a partial board already has."""
     protocol = records[0].protocol
-    out: dict[str, list[tuple[float, str]]] = {}
-    for spec in protocols.get(f"{protocol['name']}@v{protocol['version']}").noise_grid:
-        noise = parse_noise(spec)
-        if noise.type != "none":
-            out.setdefault(noise.type, []).append((noise.level, noise.text))
-    return {kind: sorted(levels) for kind, levels in sorted(out.items())}
+    grid = (parse_noise(spec) for spec in protocols.get(f"{protocol['name']}@v{protocol['version']}").noise_grid)
+    return _by_type((noise.type, noise.level, noise.text) for noise in grid)
 
 
 def _measured(losses: dict[str, tuple[list[float], list[float], float]], levels: list[tuple[float, str]]) -> bool:
