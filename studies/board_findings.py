@@ -53,6 +53,13 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    124-166 CPU s (median per spec) on AuthenticAMD-23-1 where recipes that train as it does
    (`gce`, `sce`, `bootstrap-*`, `oracle-restore`) cost 109-125 in the blocks made later, so
    the board's v4 ratios read about a fifth low.
+11. pairs across machine kinds, read again (only with `--reruns DIR`, `baseline` records rerun on
+   another CPU kind by `studies/rerun_records.py --save DIR`): records reproduce bit for bit
+   within a CPU kind only, so a method paired with a `baseline` record of another kind carries
+   the kinds' arithmetic difference in its paired spread. Each rerun replaces the board's
+   `baseline` record of its spec and seed, and every method at those specs is compared again:
+   its difference to `baseline`, Holm-adjusted p and pairs across kinds, on the board and with
+   the reruns, and whether a Holm verdict changes.
 
     python studies/board_findings.py leaderboard --protocol phantom-quick@v2
 
@@ -665,10 +672,59 @@ def cost_in_blocks(records: list[Record], frame: pd.DataFrame) -> str:
     return note + "\n\n" + _table(["method", "in the block", "board"], rows)
 
 
+def _verdict(row: pd.Series) -> str:
+    """A method-spec cell's Holm verdict against `baseline`: better, worse or no difference shown."""
+    if not row["delta_holm_reject"]:
+        return "-"
+    return "better" if row["delta_dice"] > 0 else "worse"
+
+
+def _pair_cells(row: pd.Series) -> list[str]:
+    """Table 11's cells of one board row: difference to `baseline` ± interval, Holm p and verdict, pairs across kinds."""
+    return [_ci(row["delta_dice"], row["delta_dice_ci"], signed=True), f"{row['delta_p_holm']:.3f} {_verdict(row)}",
+            f"{row['delta_across_machines']} of {row['delta_n']}"]  # fmt: skip
+
+
+def same_kind(records: list[Record], reruns: list[Record]) -> str:
+    """Table 11: each method at the specs where `baseline` has reruns, against the board's `baseline` and against the
+    reruns in its place: difference ± interval, Holm-adjusted p, pairs across kinds; then the verdicts that change."""
+    board_keys = {(r.noise["spec"], r.seed) for r in records if r.method["name"] == BASELINE}
+    swap = {(r.noise["spec"], r.seed): r for r in reruns if r.method["name"] == BASELINE and r.ok}
+    swap = {k: r for k, r in swap.items() if k in board_keys}
+    if not swap:
+        return "(no `baseline` rerun of a board cell given)"
+    swapped = [swap.get((r.noise["spec"], r.seed), r) if r.method["name"] == BASELINE else r for r in records]
+    before, after = board(records), board(swapped)
+    specs = [s for s in _specs(before) if any(k[0] == s for k in swap)]
+    rows, changed, tested = [], [], 0
+    for spec in specs:
+        kinds = sorted({machine_kind(r) or "unrecorded" for k, r in swap.items() if k[0] == spec})
+        seeds = sorted(k[1] for k in swap if k[0] == spec)
+        rows.append([f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})", *[""] * 6])
+        pick = (before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]
+        for _, b in before[pick].iterrows():
+            a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
+            tested += 1
+            if _verdict(a) != _verdict(b):
+                changed.append(f"`{b['method']}` at {spec}: {_verdict(b)} -> {_verdict(a)}")
+            rows.append([f"`{b['method']}`", *_pair_cells(b), *_pair_cells(a)])
+    shift = [swap[k].metrics["dice"]["mean"] - b.metrics["dice"]["mean"] for b in records if b.method["name"] == BASELINE
+             for k in [(b.noise["spec"], b.seed)] if k in swap]  # fmt: skip
+    mean, half, _ = mean_interval(pd.Series(shift))
+    note = (f"{len(swap)} `baseline` records replaced by their reruns; a rerun's mean Dice minus the record's: "
+            f"{_ci(mean, half, digits=4, signed=True)} (sd {np.std(shift, ddof=1) if len(shift) > 1 else math.nan:.4f}, "
+            f"n {len(shift)}). Holm verdicts that change: {len(changed)} of {tested}"
+            f"{' (' + '; '.join(changed) + ')' if changed else ''}. Columns: difference to `baseline` ± 95% interval, "
+            "Holm-adjusted p and verdict, paired seeds across kinds; on the board, then with the reruns")  # fmt: skip
+    header = ["method", "board: Δ Dice", "Holm p", "across", "same kind: Δ Dice", "Holm p", "across"]
+    return note + "\n\n" + _table(header, rows)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path)
     parser.add_argument("--protocol", required=True, help="name@version, e.g. phantom-quick@v2")
+    parser.add_argument("--reruns", type=Path, help="a folder of `baseline` reruns (studies/rerun_records.py --save): adds table 11")
     args = parser.parse_args(argv)
     records = load_records(args.paths, args.protocol)
     frame = board(records)
@@ -688,6 +744,9 @@ def main(argv: list[str]) -> None:
     out.append("### 8. Whom the flag rules flagged, by image quality\n\n" + quality)
     out.append("### 9. Why the population rule flagged or not\n\n" + rule_decisions(records, _specs(frame)))
     out.append("### 10. Cost within blocks\n\n" + cost_in_blocks(records, frame))
+    if args.reruns:
+        reruns = load_records(args.reruns, args.protocol)
+        out.append("### 11. Pairs across machine kinds, with `baseline` rerun on the methods' kind\n\n" + same_kind(records, reruns))
     sys.stdout.write("\n\n".join(out) + "\n")
 
 

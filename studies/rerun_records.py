@@ -13,6 +13,10 @@ board's worktree at the records' commit (it refuses another commit, and a change
 Prints one line per record: where it was made and where rerun (CPU kinds), whether every value is
 identical, else how many differ and by how much mean Dice moved. CPU only; a trial of
 phantom-quick v4 takes 1-3 minutes of one core.
+
+With `--save DIR` each rerun is also written as a record under DIR (at its board path there; DIR must
+not lie inside a board's folder, whose cell it would duplicate). `studies/board_findings.py --reruns DIR`
+reads `baseline` reruns made on another CPU kind to pair a board's methods with a `baseline` of their own kind.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def rerun(record: Record) -> Record:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", nargs="+", type=Path, help="record JSON files")
+    parser.add_argument("--save", type=Path, help="also write each rerun as a record under this folder")
     args = parser.parse_args(argv)
     here, commit = cpu_kind()[0], git_commit()  # as the records name theirs
     for path in args.records:
@@ -63,6 +68,8 @@ def main(argv: list[str]) -> None:
         if made != commit:
             raise SystemExit(f"{path}: made at commit {made}, this code is at {commit}; run from a worktree at {made}")
         again = rerun(record)
+        if args.save:
+            print(f"{path}: rerun written to {again.write(args.save)}")
         old = flatten({"metrics": record.metrics, "per_sample": record.per_sample}, "")
         new = flatten({"metrics": again.metrics, "per_sample": again.per_sample}, "")
         moved = differences(old, new)

@@ -368,3 +368,28 @@ def test_the_power_claim_sorts_the_specs_by_the_mdd_target(records):
     text = _claim(board_findings.claims(frame, records), "Power")
     assert f"met at 1 of {len(specs) - 1} specs measured (`{specs[0]}`); missed at `{specs[1]}` 0.050 at 2 seeds (steady " in text
     assert "; 31 seeds would reach it)" in text and text.endswith("; 1 specs without a pair of seeds yet.")
+
+
+def test_same_kind_pairs_the_methods_with_the_baseline_reruns_in_place_of_the_boards(records):
+    shift = {0: 0.01, 1: -0.02}  # the reruns' mean Dice minus the board's baseline records', by seed
+    reruns = []
+    for r in records:
+        if r.method["name"] == "baseline" and r.noise["spec"] == "random:0.75":
+            device = {**r.provenance["device"], "kind": "cpu", "cpu": "GenuineIntel-6-167"}
+            dice = {**r.metrics["dice"], "mean": r.metrics["dice"]["mean"] + shift[r.seed]}
+            reruns.append(dataclasses.replace(r, metrics={**r.metrics, "dice": dice}, provenance={**r.provenance, "device": device}))
+    text = board_findings.same_kind(records, reruns)
+    note, table = text.split("\n\n")
+    assert note.startswith("2 `baseline` records replaced by their reruns; a rerun's mean Dice minus the record's: -0.0050 ± ")
+    assert "Holm verdicts that change: " in note and " of 4" in note  # the spec's 4 ranked methods (oracle-refurb is a reference)
+    rows = _rows(table)
+    assert rows["**random:0.75** (`baseline` seeds 0, 1 rerun on GenuineIntel-6-167)"] == [""] * 6
+    base = {s: r["metrics"]["dice"]["mean"] for s, r in _raw("baseline", "random-0.75").items()}
+    for method in ("coteaching", "loss-refurb", "confident-refurb", "vog-refurb"):
+        mine = {s: r["metrics"]["dice"]["mean"] for s, r in _raw(method, "random-0.75").items()}
+        for cells, offset in ((rows[f"`{method}`"][:3], {0: 0.0, 1: 0.0}), (rows[f"`{method}`"][3:], shift)):
+            d = [mine[s] - (base[s] + offset[s]) for s in (0, 1)]
+            assert cells[0] == f"{np.mean(d):+.3f} ± {12.706 * np.std(d, ddof=1) / np.sqrt(2):.3f}"
+        assert rows[f"`{method}`"][2] == "0 of 2"  # v1's records name no kind: none crosses on the board
+        assert rows[f"`{method}`"][5] == "2 of 2"  # every pair now crosses: the reruns name a kind the records do not
+    assert board_findings.same_kind(records, []) == "(no `baseline` rerun of a board cell given)"
