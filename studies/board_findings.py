@@ -681,7 +681,8 @@ def _verdict(row: pd.Series) -> str:
 
 def _pair_cells(row: pd.Series) -> list[str]:
     """Table 11's cells of one board row: difference to `baseline` ± interval, Holm p and verdict, pairs across kinds."""
-    return [_ci(row["delta_dice"], row["delta_dice_ci"], signed=True), f"{row['delta_p_holm']:.3f} {_verdict(row)}",
+    p = "-" if math.isnan(row["delta_p_holm"]) else f"{row['delta_p_holm']:.3f}"  # no p where every paired difference is equal
+    return [_ci(row["delta_dice"], row["delta_dice_ci"], signed=True), f"{p} {_verdict(row)}",
             f"{row['delta_across_machines']} of {row['delta_n']}"]  # fmt: skip
 
 
