@@ -681,8 +681,8 @@ def _verdict(row: pd.Series) -> str:
 
 def _pair_cells(row: pd.Series) -> list[str]:
     """Table 11's cells of one board row: difference to `baseline` ± interval, Holm p and verdict, pairs across kinds."""
-    p = "-" if math.isnan(row["delta_p_holm"]) else f"{row['delta_p_holm']:.3f}"  # no p where every paired difference is equal
-    return [_ci(row["delta_dice"], row["delta_dice_ci"], signed=True), f"{p} {_verdict(row)}",
+    p = "-" if math.isnan(row["delta_p_holm"]) else f"{row['delta_p_holm']:.3f} {_verdict(row)}"  # no p: every difference equal
+    return [_ci(row["delta_dice"], row["delta_dice_ci"], signed=True), p,
             f"{row['delta_across_machines']} of {row['delta_n']}"]  # fmt: skip
 
 
@@ -701,8 +701,11 @@ def same_kind(records: list[Record], reruns: list[Record]) -> str:
     for spec in specs:
         kinds = sorted({machine_kind(r) or "unrecorded" for k, r in swap.items() if k[0] == spec})
         seeds = sorted(k[1] for k in swap if k[0] == spec)
-        rows.append([f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})", *[""] * 6])
         pick = (before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]
+        mdd = [f"spec MDD {_ci(f.loc[(f['noise'] == spec) & (f['method'] != BASELINE) & ~f['reference'], 'spec_mdd'].iloc[0], math.nan)}"
+               for f in (before, after)]  # fmt: skip
+        rows.append([f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})",
+                     mdd[0], "", "", mdd[1], "", ""])  # fmt: skip
         for _, b in before[pick].iterrows():
             a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
             tested += 1
@@ -716,7 +719,8 @@ def same_kind(records: list[Record], reruns: list[Record]) -> str:
             f"{_ci(mean, half, digits=4, signed=True)} (sd {np.std(shift, ddof=1) if len(shift) > 1 else math.nan:.4f}, "
             f"n {len(shift)}). Holm verdicts that change: {len(changed)} of {tested}"
             f"{' (' + '; '.join(changed) + ')' if changed else ''}. Columns: difference to `baseline` ± 95% interval, "
-            "Holm-adjusted p and verdict, paired seeds across kinds; on the board, then with the reruns")  # fmt: skip
+            "Holm-adjusted p and verdict, paired seeds across kinds; on the board, then with the reruns; each spec's row gives its "
+            "MDD (table 3's, pooled over the spec's methods)")  # fmt: skip
     header = ["method", "board: Δ Dice", "Holm p", "across", "same kind: Δ Dice", "Holm p", "across"]
     return note + "\n\n" + _table(header, rows)
 

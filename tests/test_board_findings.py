@@ -383,7 +383,11 @@ def test_same_kind_pairs_the_methods_with_the_baseline_reruns_in_place_of_the_bo
     assert note.startswith("2 `baseline` records replaced by their reruns; a rerun's mean Dice minus the record's: -0.0050 ± ")
     assert "Holm verdicts that change: " in note and " of 4" in note  # the spec's 4 ranked methods (oracle-refurb is a reference)
     rows = _rows(table)
-    assert rows["**random:0.75** (`baseline` seeds 0, 1 rerun on GenuineIntel-6-167)"] == [""] * 6
+    spec_row = rows["**random:0.75** (`baseline` seeds 0, 1 rerun on GenuineIntel-6-167)"]
+    board = bench.leaderboard.board(records)
+    mdd = board.loc[(board["noise"] == "random:0.75") & (board["method"] == "coteaching"), "spec_mdd"].iloc[0]
+    assert spec_row[0] == f"spec MDD {mdd:.3f}" and spec_row[3].startswith("spec MDD ") and spec_row[3] != spec_row[0]
+    assert spec_row[1:3] == spec_row[4:] == ["", ""]
     base = {s: r["metrics"]["dice"]["mean"] for s, r in _raw("baseline", "random-0.75").items()}
     for method in ("coteaching", "loss-refurb", "confident-refurb", "vog-refurb"):
         mine = {s: r["metrics"]["dice"]["mean"] for s, r in _raw(method, "random-0.75").items()}
