@@ -61,7 +61,7 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    its difference to `baseline`, Holm-adjusted p and pairs across kinds, on the board and with
    the reruns, and whether a Holm verdict changes.
 
-    python studies/board_findings.py leaderboard --protocol phantom-quick@v2
+    python studies/board_findings.py leaderboard --protocol phantom-quick@v4 --reruns studies/reruns/GenuineIntel-6-167
 
 A partial board gives partial tables: every cell says how many seeds it has.
 """
@@ -686,6 +686,11 @@ def _pair_cells(row: pd.Series) -> list[str]:
             f"{row['delta_across_machines']} of {row['delta_n']}"]  # fmt: skip
 
 
+def _spec_value(frame: pd.DataFrame, spec: str, column: str) -> float:
+    """A per-spec column of the board (the same on each of the spec's rows but `baseline`'s)."""
+    return float(frame.loc[(frame["noise"] == spec) & (frame["method"] != BASELINE), column].iloc[0])
+
+
 def same_kind(records: list[Record], reruns: list[Record]) -> str:
     """Table 11: each method at the specs where `baseline` has reruns, against the board's `baseline` and against the
     reruns in its place: difference ± interval, Holm-adjusted p, pairs across kinds; then the verdicts that change."""
@@ -702,10 +707,9 @@ def same_kind(records: list[Record], reruns: list[Record]) -> str:
         kinds = sorted({machine_kind(r) or "unrecorded" for k, r in swap.items() if k[0] == spec})
         seeds = sorted(k[1] for k in swap if k[0] == spec)
         pick = (before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]
-        mdd = [f"spec MDD {_ci(f.loc[(f['noise'] == spec) & (f['method'] != BASELINE) & ~f['reference'], 'spec_mdd'].iloc[0], math.nan)}"
-               for f in (before, after)]  # fmt: skip
-        rows.append([f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})",
-                     mdd[0], "", "", mdd[1], "", ""])  # fmt: skip
+        mdd = [f"spec MDD {_ci(_spec_value(f, spec, 'spec_mdd'), math.nan)}" for f in (before, after)]
+        title = f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})"
+        rows.append([title, mdd[0], "", "", mdd[1], "", ""])
         for _, b in before[pick].iterrows():
             a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
             tested += 1

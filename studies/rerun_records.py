@@ -67,6 +67,8 @@ def main(argv: list[str]) -> None:
         made = record.provenance.get("git_commit")
         if made != commit:
             raise SystemExit(f"{path}: made at commit {made}, this code is at {commit}; run from a worktree at {made}")
+        if args.save and args.save.resolve().is_relative_to(path.resolve().parents[4]):  # the board folder: root/name/vN/method/noise
+            raise SystemExit(f"{args.save} is inside the board folder of {path}; save reruns elsewhere (studies/reruns/<kind>)")
         again = rerun(record)
         if args.save:
             print(f"{path}: rerun written to {again.write(args.save)}")
