@@ -330,8 +330,9 @@ def _claim_best_detector(frame: pd.DataFrame, blocks: dict[str, dict]) -> str:
             f"AUROC's chance is 0.5, AP's the prevalence):{''.join(parts) or ' no detection results yet.'}")  # fmt: skip
 
 
-def _claim_holm(frame: pd.DataFrame) -> str:
-    """The methods that beat baseline after Holm's correction (table 3's), and how many cells are worse."""
+def _claim_holm(frame: pd.DataFrame, reread: str = "") -> str:
+    """The methods that beat baseline after Holm's correction (table 3's), and how many cells are worse; `reread` says what
+    changes where pairs that cross CPU kinds are read with `baseline` rerun on the method's kind (table 11)."""
     tested = frame[(frame["method"] != BASELINE) & ~frame["reference"] & frame["delta_p_holm"].notna()]
     wins = tested[tested["delta_holm_reject"] & (tested["delta_dice"] > 0)]
     losses_ = tested[tested["delta_holm_reject"] & (tested["delta_dice"] < 0)]
@@ -339,7 +340,7 @@ def _claim_holm(frame: pd.DataFrame) -> str:
     better = "; ".join(f"`{r.method}` at {r.noise} {_ci(r.delta_dice, r.delta_dice_ci, signed=True)}" for r in wins.itertuples())
     return (f"- **Methods that beat `baseline` after Holm's correction** (paired by seed, over the spec's methods; table 3): "
             f"{better or 'none'}, of {len(tested)} method-spec cells tested at {tested['noise'].nunique()} specs; "
-            f"worse than `baseline` in {len(losses_)} cells ({worse or 'none'}).")  # fmt: skip
+            f"worse than `baseline` in {len(losses_)} cells ({worse or 'none'}).{reread}")  # fmt: skip
 
 
 def _claim_power(frame: pd.DataFrame, records: list[Record]) -> str:
@@ -363,14 +364,21 @@ def _claim_power(frame: pd.DataFrame, records: list[Record]) -> str:
             f"{f'; {waiting} specs without a pair of seeds yet' if waiting else ''}.")  # fmt: skip
 
 
-def claims(frame: pd.DataFrame, records: list[Record]) -> str:
+def claims(frame: pd.DataFrame, records: list[Record], reruns: list[Record] | None = None) -> str:
     """Section 0: the study's claims, each judged by a rule fixed in this module (BARELY, HURTS_FROM, FLAGS_WELL, Holm), with
-    the numbers it rests on; on a partial board a verdict says what it is still missing."""
+    the numbers it rests on; on a partial board a verdict says what it is still missing. With `baseline` `reruns` (table
+    11), the Holm bullet adds which of its verdicts change when they stand in for the board's `baseline` records."""
+    reread = ""
+    swap, swapped = _rerun_baselines(records, reruns or [])
+    if swap:
+        changed, tested = verdict_changes(frame, board(swapped), sorted({spec for spec, _ in swap}))
+        reread = (f" With `baseline` rerun on the methods' CPU kind at {len(swap)} spec-seeds (table 11), the verdicts there "
+                  f"that change: {len(changed)} of {tested}{' (' + '; '.join(changed) + ')' if changed else ''}.")  # fmt: skip
     levels, losses = _levels(frame), _baseline_losses(records)
     grid = _grid_levels(records)
     blocks = {r.method["name"]: r.method for r in records}
     bullets = [_claim_random(grid, losses), _claim_systematic(grid, losses), _claim_vog(frame, levels, blocks),
-               _claim_refurbishment(frame, levels, blocks), _claim_best_detector(frame, blocks), _claim_holm(frame),
+               _claim_refurbishment(frame, levels, blocks), _claim_best_detector(frame, blocks), _claim_holm(frame, reread),
                _claim_power(frame, records)]  # fmt: skip
     return "\n".join(b for b in bullets if b)
 
@@ -691,18 +699,38 @@ def _spec_value(frame: pd.DataFrame, spec: str, column: str) -> float:
     return float(frame.loc[(frame["noise"] == spec) & (frame["method"] != BASELINE), column].iloc[0])
 
 
-def same_kind(records: list[Record], reruns: list[Record]) -> str:
-    """Table 11: each method at the specs where `baseline` has reruns, against the board's `baseline` and against the
-    reruns in its place: difference ± interval, Holm-adjusted p, pairs across kinds; then the verdicts that change."""
+def _rerun_baselines(records: list[Record], reruns: list[Record]) -> tuple[dict[tuple[str, int], Record], list[Record]]:
+    """The ok `baseline` reruns of the board's cells by (spec, seed), and the records with them in place of the board's."""
     board_keys = {(r.noise["spec"], r.seed) for r in records if r.method["name"] == BASELINE}
     swap = {(r.noise["spec"], r.seed): r for r in reruns if r.method["name"] == BASELINE and r.ok}
     swap = {k: r for k, r in swap.items() if k in board_keys}
+    return swap, [swap.get((r.noise["spec"], r.seed), r) if r.method["name"] == BASELINE else r for r in records]
+
+
+def verdict_changes(before: pd.DataFrame, after: pd.DataFrame, specs: Iterable[str]) -> tuple[list[str], int]:
+    """The ranked methods whose Holm verdict against `baseline` differs between two boards of the same cells, at `specs`
+    ("`method` at spec: before -> after"), and how many method-spec cells were compared."""
+    changed, tested = [], 0
+    for spec in specs:
+        for _, b in before[(before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]].iterrows():
+            a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
+            tested += 1
+            if _verdict(a) != _verdict(b):
+                word = {"-": "not significant"}
+                changed.append(f"`{b['method']}` at {spec}: {word.get(_verdict(b), _verdict(b))} -> {word.get(_verdict(a), _verdict(a))}")
+    return changed, tested
+
+
+def same_kind(records: list[Record], reruns: list[Record]) -> str:
+    """Table 11: each method at the specs where `baseline` has reruns, against the board's `baseline` and against the
+    reruns in its place: difference ± interval, Holm-adjusted p, pairs across kinds; then the verdicts that change."""
+    swap, swapped = _rerun_baselines(records, reruns)
     if not swap:
         return "(no `baseline` rerun of a board cell given)"
-    swapped = [swap.get((r.noise["spec"], r.seed), r) if r.method["name"] == BASELINE else r for r in records]
     before, after = board(records), board(swapped)
     specs = [s for s in _specs(before) if any(k[0] == s for k in swap)]
-    rows, changed, tested = [], [], 0
+    changed, tested = verdict_changes(before, after, specs)
+    rows = []
     for spec in specs:
         kinds = sorted({machine_kind(r) or "unrecorded" for k, r in swap.items() if k[0] == spec})
         seeds = sorted(k[1] for k in swap if k[0] == spec)
@@ -712,9 +740,6 @@ def same_kind(records: list[Record], reruns: list[Record]) -> str:
         rows.append([title, mdd[0], "", "", mdd[1], "", ""])
         for _, b in before[pick].iterrows():
             a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
-            tested += 1
-            if _verdict(a) != _verdict(b):
-                changed.append(f"`{b['method']}` at {spec}: {_verdict(b)} -> {_verdict(a)}")
             rows.append([f"`{b['method']}`", *_pair_cells(b), *_pair_cells(a)])
     shift = [swap[k].metrics["dice"]["mean"] - b.metrics["dice"]["mean"] for b in records if b.method["name"] == BASELINE
              for k in [(b.noise["spec"], b.seed)] if k in swap]  # fmt: skip
@@ -736,10 +761,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--reruns", type=Path, help="a folder of `baseline` reruns (studies/rerun_records.py --save): adds table 11")
     args = parser.parse_args(argv)
     records = load_records(args.paths, args.protocol)
+    reruns = load_records(args.reruns, args.protocol) if args.reruns else []
     frame = board(records)
     out = [
         f"{len(records)} records of {args.protocol}. " + made_on(records, frame),
-        "### 0. The study's claims\n\n" + claims(frame, records),
+        "### 0. The study's claims\n\n" + claims(frame, records, reruns),
         "### 1. What the noise costs `baseline`\n\n" + noise_cost(records, _specs(frame)),
         "### 2. Detection by error type\n\n" + detection(frame),
         "### 3. Methods against `baseline` after Holm's correction\n\n" + corrected(frame, records),
@@ -754,7 +780,6 @@ def main(argv: list[str]) -> None:
     out.append("### 9. Why the population rule flagged or not\n\n" + rule_decisions(records, _specs(frame)))
     out.append("### 10. Cost within blocks\n\n" + cost_in_blocks(records, frame))
     if args.reruns:
-        reruns = load_records(args.reruns, args.protocol)
         out.append("### 11. Pairs across machine kinds, with `baseline` rerun on the methods' kind\n\n" + same_kind(records, reruns))
     sys.stdout.write("\n\n".join(out) + "\n")
 

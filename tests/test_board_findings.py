@@ -397,3 +397,19 @@ def test_same_kind_pairs_the_methods_with_the_baseline_reruns_in_place_of_the_bo
         assert rows[f"`{method}`"][2] == "0 of 2"  # v1's records name no kind: none crosses on the board
         assert rows[f"`{method}`"][5] == "2 of 2"  # every pair now crosses: the reruns name a kind the records do not
     assert board_findings.same_kind(records, []) == "(no `baseline` rerun of a board cell given)"
+
+
+def test_the_holm_claim_says_which_verdicts_change_with_baseline_reruns(records):
+    frame = bench.leaderboard.board(records)
+    holm = _claim(board_findings.claims(frame, records), "Methods that beat")
+    assert "rerun" not in holm
+    same = [r for r in records if r.method["name"] == "baseline" and r.noise["spec"] == "random:0.75"]
+    text = _claim(board_findings.claims(frame, records, same), "Methods that beat")  # reruns equal to the records change nothing
+    added = " With `baseline` rerun on the methods' CPU kind at 2 spec-seeds (table 11), the verdicts there that change: 0 of 4."
+    assert text == holm + added
+    # `loss-refurb` is worse than baseline at random:0.75 on v1 (two seeds, differences within 0.001 of each other); a rerun
+    # of seed 1's baseline 0.05 lower makes its two differences 0.05 apart, which no t-test on two seeds calls significant
+    moved = [dataclasses.replace(r, metrics={**r.metrics, "dice": {**r.metrics["dice"], "mean": r.metrics["dice"]["mean"] - 0.05 * r.seed}})
+             for r in same]  # fmt: skip
+    text = _claim(board_findings.claims(frame, records, moved), "Methods that beat")
+    assert text.endswith("the verdicts there that change: 1 of 4 (`loss-refurb` at random:0.75: worse -> not significant).")
