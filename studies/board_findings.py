@@ -10,7 +10,8 @@ prints markdown tables, each number with its 95% t-interval and its paired seeds
    "supported", "not supported" (the data say otherwise) or "not shown" (the intervals cannot
    tell), and names what a partial board still lacks. Then the best detector per error type, its
    AUROC and AP beside their chance levels at each level, the methods that beat `baseline`
-   after Holm's correction, and where the board meets its power target (MDD at most 0.01);
+   after Holm's correction (with `--reruns`, which of those verdicts change in table 11), and
+   where the board meets its power target (MDD at most 0.01);
 1. what each noise spec costs `baseline`: its mean Dice minus that of its clean run of the
    same seed (the same initial weights, data order and augmentation), paired t-test p;
 2. detection per error type: each detector's AUROC (chance 0.5) and AP minus its chance
