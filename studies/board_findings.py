@@ -72,7 +72,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -708,18 +708,20 @@ def _rerun_baselines(records: list[Record], reruns: list[Record]) -> tuple[dict[
     return swap, [swap.get((r.noise["spec"], r.seed), r) if r.method["name"] == BASELINE else r for r in records]
 
 
+def _ranked_pairs(before: pd.DataFrame, after: pd.DataFrame, spec: str) -> Iterator[tuple[pd.Series, pd.Series]]:
+    """The rows of each ranked method at `spec` on two boards of the same cells, in `before`'s order."""
+    for _, b in before[(before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]].iterrows():
+        yield b, after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
+
+
 def verdict_changes(before: pd.DataFrame, after: pd.DataFrame, specs: Iterable[str]) -> tuple[list[str], int]:
     """The ranked methods whose Holm verdict against `baseline` differs between two boards of the same cells, at `specs`
     ("`method` at spec: before -> after"), and how many method-spec cells were compared."""
-    changed, tested = [], 0
-    for spec in specs:
-        for _, b in before[(before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]].iterrows():
-            a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
-            tested += 1
-            if _verdict(a) != _verdict(b):
-                word = {"-": "not significant"}
-                changed.append(f"`{b['method']}` at {spec}: {word.get(_verdict(b), _verdict(b))} -> {word.get(_verdict(a), _verdict(a))}")
-    return changed, tested
+    word = {"-": "not significant"}
+    pairs = [(spec, b, a) for spec in specs for b, a in _ranked_pairs(before, after, spec)]
+    changed = [f"`{b['method']}` at {spec}: {word.get(_verdict(b), _verdict(b))} -> {word.get(_verdict(a), _verdict(a))}"
+               for spec, b, a in pairs if _verdict(a) != _verdict(b)]  # fmt: skip
+    return changed, len(pairs)
 
 
 def same_kind(records: list[Record], reruns: list[Record]) -> str:
@@ -735,13 +737,10 @@ def same_kind(records: list[Record], reruns: list[Record]) -> str:
     for spec in specs:
         kinds = sorted({machine_kind(r) or "unrecorded" for k, r in swap.items() if k[0] == spec})
         seeds = sorted(k[1] for k in swap if k[0] == spec)
-        pick = (before["noise"] == spec) & (before["method"] != BASELINE) & ~before["reference"]
         mdd = [f"spec MDD {_ci(_spec_value(f, spec, 'spec_mdd'), math.nan)}" for f in (before, after)]
         title = f"**{spec}** (`baseline` seeds {', '.join(map(str, seeds))} rerun on {', '.join(kinds)})"
         rows.append([title, mdd[0], "", "", mdd[1], "", ""])
-        for _, b in before[pick].iterrows():
-            a = after[(after["noise"] == spec) & (after["method"] == b["method"])].iloc[0]
-            rows.append([f"`{b['method']}`", *_pair_cells(b), *_pair_cells(a)])
+        rows += [[f"`{b['method']}`", *_pair_cells(b), *_pair_cells(a)] for b, a in _ranked_pairs(before, after, spec)]
     shift = [swap[k].metrics["dice"]["mean"] - b.metrics["dice"]["mean"] for b in records if b.method["name"] == BASELINE
              for k in [(b.noise["spec"], b.seed)] if k in swap]  # fmt: skip
     mean, half, _ = mean_interval(pd.Series(shift))
